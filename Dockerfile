@@ -1,0 +1,11 @@
+# One image for the web server and both workers; docker-compose.yml picks the command.
+FROM python:3.11-slim-bookworm
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HF_HUB_OFFLINE=1 PYTHONPATH=/app/platform:/app
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN useradd --create-home spectra && mkdir -p /data/media /data/datasets /data/var && chown -R spectra /data
+USER spectra
+EXPOSE 8000
+CMD ["gunicorn", "spectra.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "120"]

@@ -1,0 +1,51 @@
+# Two commands for people (see README.md): `make run` and `make test`. Both set everything up first and
+# are quick to re-run: pip runs again only when a requirements file changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)
+RUNTIME_STAMP := $(VENV)/.runtime-$(REQ_HASH)
+DEV_STAMP := $(VENV)/.dev-$(REQ_HASH)
+export HF_HUB_OFFLINE := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test setup setup-dev migrate data lint compose-check clean
+
+run: setup
+	$(BIN)/python manage.py runstack
+
+test: setup-dev
+	SPECTRA_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(RUNTIME_STAMP) migrate data
+
+setup-dev: $(DEV_STAMP)
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Spectra needs Python 3.11 (set PYTHON=...)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): requirements.txt $(VENV)/bin/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.runtime-* && touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt $(VENV)/bin/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	rm -f $(VENV)/.dev-* $(VENV)/.runtime-* && touch $@ $(RUNTIME_STAMP)
+
+migrate: $(RUNTIME_STAMP)
+	$(BIN)/python manage.py migrate --noinput
+
+data: migrate
+	$(BIN)/python manage.py build_mini_benchmark
+
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+compose-check:
+	docker-compose -f docker-compose.yml config -q
+
+clean:
+	rm -rf var

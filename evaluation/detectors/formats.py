@@ -1,0 +1,257 @@
+"""Recognise a detector upload from its bytes alone.
+
+The web process calls this on every upload, so it must never deserialise anything: it reads a few header
+bytes, a zip's central directory (names only), or walks the top-level protobuf fields of an ONNX file by
+seeking past their payloads. No torch, onnx or onnxruntime import here (a test checks it).
+"""
+from __future__ import annotations
+
+import struct
+import zipfile
+from enum import StrEnum
+from typing import BinaryIO, NoReturn
+
+from evaluation.errors import ArtifactRejected
+
+
+class ArtifactFormat(StrEnum):
+    """Upload formats a detector can be evaluated from."""
+
+    TORCHSCRIPT = "torchscript"
+    ONNX = "onnx"
+    # SAFETENSORS = "safetensors" comes with zoo architectures (see _reject_safetensors).
+
+
+_NAMES = {ArtifactFormat.TORCHSCRIPT: "TorchScript", ArtifactFormat.ONNX: "ONNX"}
+_LABELS = {ArtifactFormat.TORCHSCRIPT: "a TorchScript archive", ArtifactFormat.ONNX: "an ONNX model"}
+
+HOW_TO_EXPORT = (
+    "Spectra accepts two formats. ONNX (recommended): torch.onnx.export(model.eval(), "
+    "torch.rand(1, 3, S, S), 'detector.onnx', dynamo=False, opset_version=17, input_names=['image'], "
+    "dynamic_axes={'image': {0: 'batch'}}), with S your input size. TorchScript: "
+    "torch.jit.save(torch.jit.script(model.eval()), 'detector.pt') (or torch.jit.trace(model.eval(), "
+    "torch.rand(1, 3, S, S)) in place of torch.jit.script)."
+)
+
+_PICKLE_REASON = (
+    "This file is a pickled PyTorch checkpoint (torch.save of a model or of a state dict). Loading a pickle "
+    "can run arbitrary code, so Spectra never unpickles uploads."
+)
+_EXPORT_REASON = (
+    "This file is a torch.export archive (.pt2, written by torch.export.save). Spectra does not load these: "
+    "torch.export.load has code-execution paths (a pickle fallback, sympy evaluation of strings in the "
+    "archive, bundled shared libraries)."
+)
+_PACKAGE_REASON = (
+    "This file is a torch.package archive. Loading one imports the Python code it bundles, so Spectra "
+    "does not accept it."
+)
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+_HEADER_BYTES = 512  # enough for every magic we look at, including the tar "ustar" mark at offset 257
+
+
+def sniff_artifact(fileobj: BinaryIO, *, declared: ArtifactFormat | str | None = None) -> ArtifactFormat:
+    """Return the format of the seekable binary file ``fileobj``, or raise ArtifactRejected.
+
+    Only headers, a zip central directory or protobuf tags are read; the file position is restored.
+    If ``declared`` is given and the bytes say otherwise, the upload is refused with what it really is.
+    """
+    start = fileobj.tell()
+    try:
+        found = _sniff(fileobj)
+    finally:
+        fileobj.seek(start)
+    if declared is not None and ArtifactFormat(declared) != found:
+        wanted = ArtifactFormat(declared)
+        raise ArtifactRejected(
+            f"The file was declared as {_NAMES[wanted]} but it is "
+            f"{_LABELS[found]}. Choose the format {found.value!r} when uploading, or upload "
+            f"{_LABELS[wanted]} instead."
+        )
+    return found
+
+
+def _sniff(fileobj: BinaryIO) -> ArtifactFormat:
+    fileobj.seek(0)
+    head = fileobj.read(_HEADER_BYTES)
+    if not head:
+        raise ArtifactRejected("The file is empty. " + HOW_TO_EXPORT)
+    if head.startswith(_ZIP_MAGIC):
+        return _sniff_zip(fileobj)
+    if head.startswith(_EMPTY_ZIP_MAGIC):
+        _reject_zip("an empty zip archive")
+    if _is_pickle(head):
+        raise ArtifactRejected(f"{_PICKLE_REASON} {HOW_TO_EXPORT}")
+    # The ONNX walk is strict (every tag known, ends exactly at EOF), so it goes before the looser checks.
+    if _is_onnx_model(fileobj):
+        return ArtifactFormat.ONNX
+    if _is_tar(head):
+        raise ArtifactRejected(f"{_PICKLE_REASON} {HOW_TO_EXPORT}")
+    if _looks_like_safetensors(fileobj, head):
+        _reject_safetensors()
+    raise ArtifactRejected(
+        "This file is neither a TorchScript archive nor an ONNX model (nor any format Spectra recognises). "
+        + HOW_TO_EXPORT
+    )
+
+
+# --- zip archives -----------------------------------------------------------------------------------
+
+
+def _sniff_zip(fileobj: BinaryIO) -> ArtifactFormat:
+    try:
+        # ZipFile reads only the end record and the central directory; no member is extracted.
+        names = zipfile.ZipFile(fileobj).namelist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        _reject_zip("a damaged or truncated zip archive")
+    entries = _relative_names(names)
+    if _is_export_archive(entries):
+        raise ArtifactRejected(f"{_EXPORT_REASON} {HOW_TO_EXPORT}")
+    if ".data/extern_modules" in entries or ".data/python_version" in entries:
+        raise ArtifactRejected(f"{_PACKAGE_REASON} {HOW_TO_EXPORT}")
+    has_code = any(name.startswith("code/") for name in entries)
+    if has_code and "data.pkl" in entries and "constants.pkl" in entries:
+        return ArtifactFormat.TORCHSCRIPT
+    if "data.pkl" in entries:
+        # torch.save's zip format: the same layout as TorchScript minus the code, i.e. a bare pickle.
+        raise ArtifactRejected(f"{_PICKLE_REASON} {HOW_TO_EXPORT}")
+    _reject_zip("a zip archive but not a TorchScript archive")
+
+
+def _relative_names(names: list[str]) -> set[str]:
+    """Entry names with the archive's root folder removed (torch writes every entry under one root)."""
+    roots = {name.split("/", 1)[0] for name in names}
+    if len(roots) == 1 and all("/" in name for name in names):
+        return {name.split("/", 1)[1] for name in names}
+    return set(names)
+
+
+def _is_export_archive(entries: set[str]) -> bool:
+    # torch >= 2.5 writes archive_format/archive_version and models/<name>.json; older torch.export.save
+    # wrote serialized_exported_program.json at the top.
+    markers = {"archive_format", "archive_version", "serialized_exported_program.json"}
+    return bool(markers & entries) or any(name.startswith("models/") for name in entries)
+
+
+def _reject_zip(what: str) -> NoReturn:
+    raise ArtifactRejected(
+        f"This file is {what}. If you zipped your model, upload the model file itself, not an archive. "
+        + HOW_TO_EXPORT
+    )
+
+
+# --- other magics -----------------------------------------------------------------------------------
+
+
+def _is_pickle(head: bytes) -> bool:
+    # Pickle protocols 2-5 open with PROTO (0x80) and the protocol number. The legacy (pre-1.6) torch.save
+    # format is a sequence of such pickles starting with a pickled magic number, so it is caught here too.
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def _is_tar(head: bytes) -> bool:
+    # torch.save before 0.4 wrote a tar of pickles.
+    return head[257:262] == b"ustar"
+
+
+def _looks_like_safetensors(fileobj: BinaryIO, head: bytes) -> bool:
+    # 8-byte little-endian header length, then a JSON object that fits in the file.
+    if len(head) < 10 or head[8:9] != b"{":
+        return False
+    (header_len,) = struct.unpack("<Q", head[:8])
+    return header_len + 8 <= _file_size(fileobj)
+
+
+def _reject_safetensors() -> NoReturn:
+    raise ArtifactRejected(
+        "This file is a safetensors state dict: weights without the architecture that uses them, so it "
+        "cannot be run on its own. " + HOW_TO_EXPORT
+    )
+
+
+def _file_size(fileobj: BinaryIO) -> int:
+    fileobj.seek(0, 2)  # some wrappers' seek returns None, so ask tell()
+    return fileobj.tell()
+
+
+# --- ONNX -------------------------------------------------------------------------------------------
+
+# ModelProto's top-level fields (onnx.proto, onnx 1.23) -> protobuf wire type (0 varint, 2 length-delimited).
+_MODEL_PROTO_FIELDS = {
+    1: 0,  # ir_version
+    2: 2,  # producer_name
+    3: 2,  # producer_version
+    4: 2,  # domain
+    5: 0,  # model_version
+    6: 2,  # doc_string
+    7: 2,  # graph
+    8: 2,  # opset_import
+    14: 2,  # metadata_props
+    20: 2,  # training_info
+    25: 2,  # functions
+    26: 2,  # configuration
+}
+_IR_VERSION, _GRAPH = 1, 7
+_MAX_IR_VERSION = 100  # today's is 11-13; a much larger number means these bytes are not ONNX
+_MAX_TOP_LEVEL_FIELDS = 100_000  # real models have a few dozen; bounds the work on a hostile file
+
+
+class _NotOnnx(Exception):
+    pass
+
+
+class _Truncated(_NotOnnx):
+    """The bytes ended inside a field."""
+
+
+def _is_onnx_model(fileobj: BinaryIO) -> bool:
+    """True when the file parses as a ModelProto at the top level, payloads skipped unread."""
+    size = _file_size(fileobj)
+    fileobj.seek(0)
+    seen: set[int] = set()
+    try:
+        _walk_model_fields(fileobj, size, seen)
+    except _Truncated:
+        if _IR_VERSION in seen:  # it started as a valid ModelProto: most likely a cut-off upload
+            raise ArtifactRejected(
+                "This looks like an ONNX model, but the file is truncated: it ends in the middle of the "
+                "model. Upload the complete file again (check its size against the original)."
+            ) from None
+        return False
+    except _NotOnnx:
+        return False
+    return _IR_VERSION in seen and _GRAPH in seen
+
+
+def _walk_model_fields(fileobj: BinaryIO, size: int, seen: set[int]) -> None:
+    """Add each top-level field number to ``seen``; raise _NotOnnx unless the walk ends at EOF."""
+    for _ in range(_MAX_TOP_LEVEL_FIELDS):
+        if fileobj.tell() == size:
+            return  # the last field ended exactly at the end of the file
+        tag = _read_varint(fileobj)
+        field, wire_type = tag >> 3, tag & 7
+        if _MODEL_PROTO_FIELDS.get(field) != wire_type:
+            raise _NotOnnx
+        value = _read_varint(fileobj)
+        if field == _IR_VERSION and not 1 <= value <= _MAX_IR_VERSION:
+            raise _NotOnnx
+        if wire_type == 2:
+            if fileobj.tell() + value > size:
+                raise _Truncated  # the payload runs past the end of the file
+            fileobj.seek(value, 1)
+        seen.add(field)
+    raise _NotOnnx
+
+
+def _read_varint(fileobj: BinaryIO) -> int:
+    result = 0
+    for shift in range(0, 70, 7):  # a 64-bit varint takes at most 10 bytes
+        byte = fileobj.read(1)
+        if not byte:
+            raise _Truncated
+        result |= (byte[0] & 0x7F) << shift
+        if byte[0] < 0x80:
+            return result
+    raise _NotOnnx

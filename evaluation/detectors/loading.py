@@ -1,0 +1,293 @@
+"""Load an accepted detector artifact and turn its raw output into P(generated).
+
+Runs only in the evaluation worker (its sandbox): TorchScript carries code. The web process recognised the
+upload with ``formats.sniff_artifact``; ``load_detector`` checks the bytes again, then deserialises.
+
+Contract (DESIGN.md, "Detector"): input float32 N×3×S×S in [0, 1], S the declared input size; output N or
+N×1 logits of "generated" (sigmoid) or N×2 logits [real, generated] (softmax, column 1).
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy
+import onnx
+import onnxruntime
+import torch
+from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+from evaluation.detectors.formats import ArtifactFormat, sniff_artifact
+from evaluation.errors import ArtifactRejected, DetectorLoadError, DetectorOutputError, EvaluationError
+
+# Out-of-memory is about our batch size and hardware, not the submitter's model: let the worker see it.
+_RESOURCE_ERRORS: tuple[type[BaseException], ...] = (MemoryError, torch.cuda.OutOfMemoryError)
+_MAX_DETAIL = 300
+
+
+class Detector(ABC):
+    """A loaded detector. ``scores`` is the only thing protocols need; ``raw_output`` is the model itself.
+
+    ``capabilities`` names what optional protocols may use: "outputs" always, "gradients" and "weights"
+    when the model is a differentiable torch module, "features" when it has a ``features(x)`` method.
+    """
+
+    input_size: int
+    device: torch.device
+    format: str
+    capabilities: frozenset[str] = frozenset({"outputs"})
+
+    @abstractmethod
+    def raw_output(self, batch: torch.Tensor) -> numpy.ndarray:
+        """The model's output for ``batch`` as is (no shape or finiteness check)."""
+
+    def scores(self, batch: torch.Tensor) -> numpy.ndarray:
+        """P(generated) for each image of an N×3×S×S float batch in [0, 1]: float64, shape (N,)."""
+        n = _check_batch(batch, self.input_size)
+        try:
+            raw = self.raw_output(batch)
+        except (EvaluationError, *_RESOURCE_ERRORS):
+            raise
+        except Exception as exc:
+            raise DetectorOutputError(
+                f"The detector failed on a batch of {n} images of {self.input_size}×{self.input_size} "
+                f"pixels: {describe_error(exc)}"
+            ) from exc
+        return probabilities_from_output(raw, n)
+
+
+class TorchScriptDetector(Detector):
+    format = ArtifactFormat.TORCHSCRIPT.value
+
+    def __init__(self, module: torch.jit.ScriptModule, input_size: int, device: torch.device) -> None:
+        self.module = module.eval()
+        self.input_size = input_size
+        self.device = device
+        extra = {"features"} if hasattr(module, "features") else set()
+        self.capabilities = frozenset({"outputs", "gradients", "weights", *extra})
+
+    def raw_output(self, batch: torch.Tensor) -> numpy.ndarray:
+        with torch.inference_mode():
+            output = self.module(batch.to(self.device, torch.float32))
+        if not isinstance(output, torch.Tensor):
+            raise DetectorOutputError(
+                f"The detector returned a {type(output).__name__}; it must return one tensor of logits."
+            )
+        if not output.is_floating_point():
+            raise DetectorOutputError(f"The detector returned {output.dtype} values; logits must be floats.")
+        return output.detach().to("cpu", torch.float64).numpy()
+
+
+class OnnxDetector(Detector):
+    format = ArtifactFormat.ONNX.value
+
+    def __init__(self, session: onnxruntime.InferenceSession, input_size: int, device: torch.device) -> None:
+        self.session = session
+        self.input_size = input_size
+        self.device = device
+        model_input = session.get_inputs()[0]
+        self._input_name = model_input.name
+        self._output_name = session.get_outputs()[0].name  # extra outputs (e.g. features) are ignored
+        batch_dim = model_input.shape[0]
+        # A static batch dimension (common in hand-made exports) is served in chunks of that size.
+        self._fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+
+    def raw_output(self, batch: torch.Tensor) -> numpy.ndarray:
+        array = batch.detach().to("cpu", torch.float32).contiguous().numpy()
+        if self._fixed_batch is None:
+            return self._run(array)
+        parts = []
+        for start in range(0, len(array), self._fixed_batch):
+            chunk = array[start:start + self._fixed_batch]
+            padding = numpy.zeros((self._fixed_batch - len(chunk), *chunk.shape[1:]), numpy.float32)
+            parts.append(self._run(numpy.concatenate([chunk, padding]))[: len(chunk)])
+        return numpy.concatenate(parts)
+
+    def _run(self, array: numpy.ndarray) -> numpy.ndarray:
+        output = numpy.asarray(self.session.run([self._output_name], {self._input_name: array})[0])
+        if output.dtype.kind != "f":
+            raise DetectorOutputError(f"The detector returned {output.dtype} values; logits must be floats.")
+        return output.astype(numpy.float64)
+
+
+def pick_device(hint: str | None = None) -> torch.device:
+    """CUDA when available unless ``hint`` is "cpu"; "cuda:1" picks a GPU, "auto"/None/"cuda" the default."""
+    if hint == "cpu":
+        return torch.device("cpu")
+    if hint not in (None, "", "auto", "cuda") and not hint.startswith("cuda:"):
+        raise ValueError(f"unknown device hint {hint!r}; expected 'cpu', 'cuda', 'cuda:<n>' or 'auto'")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device(hint if hint and hint.startswith("cuda:") else "cuda")
+
+
+def load_detector(path: Path | str, fmt: ArtifactFormat | str, *, input_size: int,
+                  device: torch.device | None = None) -> Detector:
+    """Load the artifact at ``path`` (already sniffed as ``fmt``); DetectorLoadError if it cannot be."""
+    path, fmt = Path(path), ArtifactFormat(fmt)
+    if input_size < 1:
+        raise ValueError(f"input_size must be positive, got {input_size}")
+    if not path.is_file():
+        raise FileNotFoundError(path)  # our storage's fault, not the submitter's: not a DetectorLoadError
+    _check_bytes_again(path, fmt)
+    device = device if device is not None else pick_device()
+    loader = _load_torchscript if fmt is ArtifactFormat.TORCHSCRIPT else _load_onnx
+    try:
+        return loader(path, input_size, device)
+    except (EvaluationError, *_RESOURCE_ERRORS):
+        raise
+    except Exception as exc:
+        label = "TorchScript archive" if fmt is ArtifactFormat.TORCHSCRIPT else "ONNX model"
+        raise DetectorLoadError(f"The {label} could not be loaded: {describe_error(exc)}") from exc
+
+
+def _check_bytes_again(path: Path, fmt: ArtifactFormat) -> None:
+    # Defence in depth: whatever sits in storage now, no loader below is ever handed a pickle or an
+    # archive of another kind, even if the upload check was bypassed or the object replaced since.
+    try:
+        with path.open("rb") as handle:
+            sniff_artifact(handle, declared=fmt)
+    except ArtifactRejected as exc:
+        raise DetectorLoadError(exc.message) from exc
+
+
+def _load_torchscript(path: Path, input_size: int, device: torch.device) -> Detector:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
+        module = torch.jit.load(str(path), map_location=device)
+    return TorchScriptDetector(module, input_size, device)
+
+
+def _load_onnx(path: Path, input_size: int, device: torch.device) -> Detector:
+    _refuse_external_data(path)
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: ORT's warnings are not the submitter's concern
+    session = onnxruntime.InferenceSession(str(path), options, providers=_onnx_providers(device))
+    if "CUDAExecutionProvider" not in session.get_providers():
+        device = torch.device("cpu")  # asked for a GPU that onnxruntime cannot use: say where it really runs
+    _check_onnx_signature(session, input_size)
+    return OnnxDetector(session, input_size, device)
+
+
+def _onnx_providers(device: torch.device) -> list[str | tuple[str, dict[str, int]]]:
+    if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _refuse_external_data(path: Path) -> None:
+    # Weights stored beside the model would be read from paths the model names; uploads are one file.
+    model = onnx.load(str(path), load_external_data=False)
+    if any(uses_external_data(tensor) for tensor in _get_all_tensors(model)):
+        raise DetectorLoadError(
+            "The ONNX model keeps its weights in separate external-data files, but an upload is a single "
+            "file. Save it self-contained: onnx.save(model, 'detector.onnx', save_as_external_data=False)."
+        )
+
+
+def _check_onnx_signature(session: onnxruntime.InferenceSession, input_size: int) -> None:
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        names = ", ".join(i.name for i in inputs)
+        raise DetectorLoadError(
+            f"The ONNX model has {len(inputs)} inputs ({names}); a detector takes exactly one, "
+            "the N×3×S×S image batch."
+        )
+    model_input = inputs[0]
+    if model_input.type != "tensor(float)":
+        raise DetectorLoadError(
+            f"The ONNX model's input {model_input.name!r} has type {model_input.type}; Spectra feeds "
+            "float32 images (tensor(float)). Export the model in float32."
+        )
+    _check_onnx_input_shape(model_input.name, list(model_input.shape), input_size)
+
+
+def _check_onnx_input_shape(name: str, shape: list[int | str | None], input_size: int) -> None:
+    if len(shape) != 4:
+        raise DetectorLoadError(
+            f"The ONNX model's input {name!r} has {len(shape)} dimensions; it must be N×3×S×S."
+        )
+    if isinstance(shape[1], int) and shape[1] != 3:
+        raise DetectorLoadError(
+            f"The ONNX model's input {name!r} has {shape[1]} channels; Spectra feeds RGB images (3 channels)."
+        )
+    spatial = [dim for dim in shape[2:] if isinstance(dim, int)]
+    if any(dim != input_size for dim in spatial):
+        raise DetectorLoadError(
+            f"The ONNX model's input {name!r} is fixed at {shape[2]}×{shape[3]} pixels, but the declared "
+            f"input size is {input_size}. Declare the size the model was exported with, or export it again."
+        )
+
+
+def probe_detector(detector: Detector, *, batch_size: int = 2) -> None:
+    """Run a fixed random batch through ``detector``; DetectorOutputError if it fails or breaks the contract."""
+    size = detector.input_size
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.rand(batch_size, 3, size, size, generator=generator)
+    try:
+        raw = detector.raw_output(batch)
+    except (EvaluationError, *_RESOURCE_ERRORS):
+        raise
+    except Exception as exc:
+        raise DetectorOutputError(
+            f"The detector failed on a {batch_size}×3×{size}×{size} probe batch: "
+            f"{describe_error(exc).rstrip('.')}. Check the declared input size."
+        ) from exc
+    probabilities_from_output(raw, batch_size)
+
+
+def probabilities_from_output(raw: numpy.ndarray, n: int) -> numpy.ndarray:
+    """Apply the output contract to a raw model output for ``n`` images: float64 P(generated), shape (n,)."""
+    raw = numpy.asarray(raw)
+    if raw.dtype.kind != "f":
+        raise DetectorOutputError(f"The detector returned {raw.dtype} values; logits must be floats.")
+    if raw.shape in ((n,), (n, 1)):
+        logits = raw.reshape(n).astype(numpy.float64)
+    elif raw.shape == (n, 2):
+        # softmax(real, generated)[1] == sigmoid(generated - real), without exp overflow.
+        logits = raw[:, 1].astype(numpy.float64) - raw[:, 0].astype(numpy.float64)
+    else:
+        raise DetectorOutputError(
+            f"The detector returned an output of shape {tuple(raw.shape)} for a batch of {n} images. "
+            f"Accepted shapes: ({n},) or ({n}, 1) logits of 'generated', or ({n}, 2) logits "
+            "[real, generated]."
+        )
+    finite = numpy.isfinite(raw) if raw.ndim == 1 else numpy.isfinite(raw).all(axis=1)
+    bad = int(numpy.count_nonzero(~finite))
+    if bad:
+        raise DetectorOutputError(
+            f"The detector returned non-finite values (NaN or infinity) for {bad} of {n} images."
+        )
+    return _sigmoid(logits)
+
+
+def _sigmoid(x: numpy.ndarray) -> numpy.ndarray:
+    # Two branches so that very negative logits stay distinct tiny probabilities (ranking metrics need
+    # that) and nothing overflows.
+    e = numpy.exp(-numpy.abs(x))
+    return numpy.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def describe_error(exc: BaseException) -> str:
+    """One plain line for an exception: its message's first line, never a traceback."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    # The TorchScript interpreter puts its own traceback first and the actual error on the last line.
+    if lines[0].startswith("The following operation failed in the TorchScript interpreter"):
+        line = re.sub(r"^[\w.]*(Error|Exception): ", "", lines[-1])
+    else:
+        line = lines[0]
+    # torch's zip reader appends a paragraph of generic advice to every error; the first sentence says it.
+    line = line.split(" This is an internal miniz error")[0]
+    return line if len(line) <= _MAX_DETAIL else line[: _MAX_DETAIL - 1] + "…"
+
+
+def _check_batch(batch: torch.Tensor, input_size: int) -> int:
+    # A wrong batch is the caller's bug (the data pipeline), not the submitter's: plain ValueError.
+    expected = (3, input_size, input_size)
+    if batch.dim() != 4 or tuple(batch.shape[1:]) != expected:
+        raise ValueError(f"expected an N×3×{input_size}×{input_size} batch, got {tuple(batch.shape)}")
+    return int(batch.shape[0])

@@ -1,0 +1,45 @@
+"""The evaluation library's error vocabulary.
+
+Every error carries a message in plain words that is shown to the submitter as is. ``UserFault`` means
+the uploaded detector (or its declared settings) is at fault and retrying will not help; ``PlatformFault``
+means something on our side failed (storage, data) and the run may be retried.
+"""
+from __future__ import annotations
+
+
+class EvaluationError(Exception):
+    """Base class of every error raised by ``evaluation``."""
+
+    kind = "platform"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UserFault(EvaluationError):
+    """The submitted artifact or its settings are at fault."""
+
+    kind = "user"
+
+
+class PlatformFault(EvaluationError):
+    """Storage, data or the evaluator failed; not the submitter's fault."""
+
+    kind = "platform"
+
+
+class ArtifactRejected(UserFault):
+    """An upload is refused before it is stored: wrong format, pickled checkpoint, too large."""
+
+
+class DetectorLoadError(UserFault):
+    """The artifact could not be loaded as a detector."""
+
+
+class DetectorOutputError(UserFault):
+    """The detector ran but its output breaks the contract (shape, non-finite values)."""
+
+
+class DatasetError(PlatformFault):
+    """A dataset folder or manifest is missing, malformed or does not match its hash."""

@@ -1,0 +1,105 @@
+"""Messages between the platform and the evaluation worker, versioned and validated on both ends.
+
+They travel as JSON dicts through the broker. ``from_dict`` refuses a message of another schema
+version or with missing fields, so a mismatched worker fails loudly instead of writing wrong numbers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+MESSAGE_VERSION = 1
+
+T = TypeVar("T", bound="_Message")
+
+
+class MessageError(ValueError):
+    """A message that does not follow the schema; it is dropped and logged, never written."""
+
+
+@dataclass(frozen=True)
+class _Message:
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": MESSAGE_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls: type[T], data: Any) -> T:
+        if not isinstance(data, dict):
+            raise MessageError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
+        if data.get("version") != MESSAGE_VERSION:
+            raise MessageError(f"{cls.__name__}: message version {data.get('version')!r} != {MESSAGE_VERSION}")
+        names = {f.name for f in fields(cls)}
+        missing = sorted(n for n in names if n not in data)
+        if missing:
+            raise MessageError(f"{cls.__name__}: missing fields {', '.join(missing)}")
+        return cls(**{n: data[n] for n in names})
+
+
+@dataclass(frozen=True)
+class ShardRequest(_Message):
+    """``evaluate_shard``: what to run, on which rows, read from where."""
+
+    run_id: int
+    artifact_url: str
+    artifact_sha256: str
+    artifact_format: str
+    input_size: int
+    dataset_root_url: str
+    manifest_url: str
+    manifest_sha256: str
+    protocol: str
+    protocol_version: int
+    config: dict[str, Any]
+    split: str
+    first_row: int
+    last_row: int  # exclusive, counted over the manifest rows of `split`
+    device_hint: str = "auto"
+
+
+@dataclass(frozen=True)
+class ShardProgress(_Message):
+    """``shard_progress``: sent at most every few seconds."""
+
+    run_id: int
+    done: int
+    total: int
+    stage: str  # loading | scoring | metrics
+
+
+@dataclass(frozen=True)
+class ShardDone(_Message):
+    """``shard_done``: the shard's outcome. On failure, ``error`` is in plain words."""
+
+    run_id: int
+    status: str  # "done" | "failed"
+    evaluator_version: str
+    artifact_sha256: str
+    manifest_sha256: str
+    protocol: str
+    protocol_version: int
+    metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)  # subset -> metric -> value
+    row_ids: list[int] = field(default_factory=list)  # manifest line numbers (0-based) of the scores
+    scores: list[float] = field(default_factory=list)  # probability "generated", per row id
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+    error_kind: str = ""  # "user" | "platform"
+
+    def check(self) -> None:
+        """Raise MessageError unless the numbers are well formed (finite, aligned, in range)."""
+        if self.status not in {"done", "failed"}:
+            raise MessageError(f"unknown status {self.status!r}")
+        if self.status == "failed":
+            if not self.error:
+                raise MessageError("a failed shard must say why")
+            return
+        if len(self.row_ids) != len(self.scores):
+            raise MessageError("row_ids and scores differ in length")
+        if any(not (isinstance(s, (int, float)) and 0.0 <= s <= 1.0) for s in self.scores):
+            raise MessageError("scores must be probabilities in [0, 1]")
+        for subset, values in self.metrics.items():
+            for name, value in values.items():
+                if value is None:  # undefined for this subset, e.g. ROC-AUC with one class
+                    continue
+                if not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise MessageError(f"metric {subset}/{name} is not a finite number: {value!r}")

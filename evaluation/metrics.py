@@ -1,0 +1,99 @@
+"""Detection metrics computed from per-image scores, in numpy only (the web process imports this).
+
+Scores are probabilities that an image is AI-generated; labels are 0 (real) and 1 (generated).
+A metric that is undefined for the data (e.g. ROC-AUC with one class) is None, never NaN.
+Tests compare each function with scikit-learn.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+DEFAULT_THRESHOLD = 0.5
+METRIC_NAMES = ("acc_real", "acc_generated", "acc_mean", "ap", "roc_auc")
+
+
+def _as_arrays(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[IntArray, FloatArray]:
+    y = np.asarray(labels, dtype=np.int64).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"labels ({y.size}) and scores ({s.size}) differ in length")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("labels must be 0 (real) or 1 (generated)")
+    return y, s
+
+
+def accuracy_at(labels: npt.ArrayLike, scores: npt.ArrayLike, threshold: float, label: int) -> float | None:
+    """Share of images of class ``label`` classified correctly; generated means score > threshold."""
+    y, s = _as_arrays(labels, scores)
+    mask = y == label
+    if not mask.any():
+        return None
+    predicted = (s[mask] > threshold).astype(np.int64)
+    return float(np.mean(predicted == label))
+
+
+def _ranked_counts(y: IntArray, s: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Cumulative true and false positives at each distinct score, highest score first."""
+    order = np.argsort(-s, kind="mergesort")
+    y, s = y[order], s[order]
+    # Tied scores form one threshold: keep the last index of each run of equal scores.
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]
+    tps = np.cumsum(y)[last_of_tie].astype(np.float64)
+    fps = (1 + last_of_tie - tps).astype(np.float64)
+    return tps, fps
+
+
+def average_precision(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float | None:
+    """Sum over thresholds of (R_n − R_{n−1})·P_n, the step-wise AP (no interpolation)."""
+    y, s = _as_arrays(labels, scores)
+    if not y.any():
+        return None
+    tps, fps = _ranked_counts(y, s)
+    precision = tps / (tps + fps)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
+def roc_auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float | None:
+    """Area under the ROC curve by the trapezoidal rule over distinct thresholds (ties count half)."""
+    y, s = _as_arrays(labels, scores)
+    if y.all() or not y.any():
+        return None
+    tps, fps = _ranked_counts(y, s)
+    tpr = np.r_[0.0, tps / tps[-1]]
+    fpr = np.r_[0.0, fps / fps[-1]]
+    return float(np.trapezoid(tpr, fpr))
+
+
+def detection_metrics(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, *, threshold: float = DEFAULT_THRESHOLD
+) -> dict[str, float | None]:
+    """Accuracy on real, on generated and their mean at ``threshold``, AP and ROC-AUC, plus counts."""
+    y, s = _as_arrays(labels, scores)
+    acc_real = accuracy_at(y, s, threshold, 0)
+    acc_generated = accuracy_at(y, s, threshold, 1)
+    both = None if acc_real is None or acc_generated is None else (acc_real + acc_generated) / 2
+    return {
+        "acc_real": acc_real,
+        "acc_generated": acc_generated,
+        "acc_mean": both,
+        "ap": average_precision(y, s),
+        "roc_auc": roc_auc(y, s),
+        "n_real": float(np.sum(y == 0)),
+        "n_generated": float(np.sum(y == 1)),
+    }
+
+
+def mean_of_subsets(per_subset: Mapping[str, Mapping[str, float | None]], names: Sequence[str]) -> dict[str, float | None]:
+    """Unweighted mean over subsets of each metric; None when any subset lacks it."""
+    averaged: dict[str, float | None] = {}
+    for name in names:
+        values = [m.get(name) for m in per_subset.values()]
+        averaged[name] = None if not values or any(v is None for v in values) else float(np.mean(values))
+    return averaged

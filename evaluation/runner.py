@@ -1,0 +1,110 @@
+"""Running one shard: fetch and verify the artifact and manifest, load the detector, run the protocol.
+
+``run_shard`` never raises: every outcome becomes a ``ShardDone`` message, failures in plain words
+with their kind (the submitter's fault or ours), so the platform can always show what happened.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import fsspec
+
+from evaluation.datasets.images import image_batches, rows_of_split, url_sha256
+from evaluation.detectors.formats import ArtifactFormat
+from evaluation.detectors.loading import load_detector, pick_device, probe_detector
+from evaluation.errors import DatasetError, EvaluationError, PlatformFault, UserFault
+from evaluation.messages import ShardDone, ShardProgress, ShardRequest
+from evaluation.protocols import get_protocol
+from evaluation.protocols.base import ShardData
+from evaluation.version import EVALUATOR_VERSION
+
+log = logging.getLogger(__name__)
+ProgressSink = Callable[[ShardProgress], None]
+PROGRESS_EVERY_SECONDS = 2.0
+
+
+@contextmanager
+def local_copy(url: str) -> Iterator[Path]:
+    """A local path for ``url``: the file itself when local, else a streamed temporary copy."""
+    protocol, path = fsspec.core.split_protocol(url)
+    if protocol in (None, "file", "local"):
+        yield Path(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="spectra-artifact-") as folder:
+        target = Path(folder) / "artifact"
+        with fsspec.open(url, "rb") as source, target.open("wb") as sink:
+            shutil.copyfileobj(source, sink, 1 << 20)
+        yield target
+
+
+def _verify(url: str, expected: str, what: str) -> None:
+    actual = url_sha256(url)
+    if actual != expected:
+        raise DatasetError(f"the {what} at {url} has sha256 {actual}, expected {expected}")
+
+
+class _Throttle:
+    """Sends progress at most every few seconds, and always the final state of a stage."""
+
+    def __init__(self, request: ShardRequest, sink: ProgressSink, total: int) -> None:
+        self.request, self.sink, self.total, self.last = request, sink, total, 0.0
+
+    def __call__(self, done: int, stage: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or done >= self.total or now - self.last >= PROGRESS_EVERY_SECONDS:
+            self.last = now
+            self.sink(ShardProgress(run_id=self.request.run_id, done=done, total=self.total, stage=stage))
+
+
+def _execute(request: ShardRequest, sink: ProgressSink) -> tuple[dict, list[int], list[float], dict]:
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    protocol = get_protocol(request.protocol)
+    if protocol.version != request.protocol_version:
+        raise PlatformFault(
+            f"this worker runs {protocol.name} v{protocol.version}, the run asks for v{request.protocol_version}"
+        )
+    config = {**protocol.default_config, **request.config}
+    _verify(request.manifest_url, request.manifest_sha256, "manifest")
+    rows = list(rows_of_split(request.manifest_url, request.split, request.first_row, request.last_row))
+    throttle = _Throttle(request, sink, len(rows))
+    throttle(0, "loading", force=True)
+    _verify(request.artifact_url, request.artifact_sha256, "artifact")
+    with local_copy(request.artifact_url) as path:
+        detector = load_detector(
+            path, ArtifactFormat(request.artifact_format), input_size=request.input_size,
+            device=pick_device(request.device_hint),
+        )
+    probe_detector(detector)
+    timings["load_s"] = time.perf_counter() - started
+    data = ShardData(
+        rows=rows,
+        batches=lambda: image_batches(
+            request.dataset_root_url, iter(rows), size=request.input_size, batch_size=int(config["batch_size"])
+        ),
+    )
+    result = protocol.run(detector, data, config, throttle)
+    timings["total_s"] = time.perf_counter() - started
+    return result.metrics, result.row_ids, result.scores, timings
+
+
+def run_shard(request: ShardRequest, sink: ProgressSink) -> ShardDone:
+    """Evaluate one shard and describe the outcome; progress goes to ``sink`` along the way."""
+    common = dict(
+        run_id=request.run_id, evaluator_version=EVALUATOR_VERSION, artifact_sha256=request.artifact_sha256,
+        manifest_sha256=request.manifest_sha256, protocol=request.protocol, protocol_version=request.protocol_version,
+    )
+    try:
+        metrics, row_ids, scores, timings = _execute(request, sink)
+    except UserFault as error:
+        return ShardDone(status="failed", error=error.message, error_kind="user", **common)
+    except EvaluationError as error:
+        log.warning("shard of run %s failed: %s", request.run_id, error.message)
+        return ShardDone(status="failed", error=error.message, error_kind="platform", **common)
+    return ShardDone(status="done", metrics=metrics, row_ids=row_ids, scores=scores, timings=timings, **common)

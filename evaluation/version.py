@@ -1,0 +1,4 @@
+"""The evaluator's version. Every stored Result records it; bump it whenever a number could change."""
+from __future__ import annotations
+
+EVALUATOR_VERSION = "0.1.0"

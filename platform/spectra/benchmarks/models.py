@@ -1,0 +1,63 @@
+"""Benchmarks and their dataset versions. A version is named by the sha256 of its manifest."""
+from __future__ import annotations
+
+from django.db import models
+
+
+class Benchmark(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    is_synthetic = models.BooleanField(default=False, help_text="Made on the machine; labelled synthetic everywhere.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Dataset(models.Model):
+    """One immutable version of a benchmark's data: a folder of images plus manifest.jsonl."""
+
+    benchmark = models.ForeignKey(Benchmark, on_delete=models.CASCADE, related_name="datasets")
+    variant = models.CharField(max_length=50, default="original", help_text="e.g. original, unbiased")
+    manifest_sha256 = models.CharField(max_length=64, unique=True)
+    root = models.CharField(max_length=1000, help_text="Folder or URL (fsspec) holding the images and manifest.")
+    licence = models.TextField(blank=True)
+    citation = models.TextField(blank=True)
+    is_current = models.BooleanField(default=True, help_text="The version new submissions are evaluated on.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["benchmark", "variant", "-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["benchmark", "variant"], condition=models.Q(is_current=True), name="one_current_per_variant"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.benchmark.slug}/{self.variant}@{self.manifest_sha256[:12]}"
+
+    @property
+    def manifest_url(self) -> str:
+        return f"{self.root.rstrip('/')}/manifest.jsonl"
+
+
+class Subset(models.Model):
+    """Counts of one (generator, split) of a dataset version. generator "" is the shared real pool."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="subsets")
+    generator = models.CharField(max_length=100, blank=True)
+    split = models.CharField(max_length=20)
+    n_real = models.PositiveIntegerField(default=0)
+    n_generated = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["split", "generator"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "generator", "split"], name="unique_subset")]
+
+    def __str__(self) -> str:
+        return f"{self.generator or 'real (shared)'} / {self.split}"

@@ -1,0 +1,41 @@
+"""Writes of benchmarks and dataset versions."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.db import transaction
+
+from evaluation.datasets.manifest import manifest_sha256, read_manifest, subset_counts
+from spectra.benchmarks.models import Benchmark, Dataset, Subset
+from spectra.core.errors import ApplicationError
+
+
+def benchmark_upsert(*, slug: str, name: str, description: str, is_synthetic: bool) -> Benchmark:
+    benchmark, _ = Benchmark.objects.update_or_create(
+        slug=slug, defaults={"name": name, "description": description, "is_synthetic": is_synthetic}
+    )
+    return benchmark
+
+
+@transaction.atomic
+def dataset_register(
+    *, benchmark: Benchmark, root: Path, variant: str = "original", licence: str = "", citation: str = ""
+) -> Dataset:
+    """Register the dataset version in ``root`` (images + manifest.jsonl) and make it current."""
+    manifest = root / "manifest.jsonl"
+    if not manifest.is_file():
+        raise ApplicationError(f"{root} holds no manifest.jsonl; expected a folder of images plus manifest.jsonl.")
+    sha = manifest_sha256(manifest)
+    existing = Dataset.objects.filter(manifest_sha256=sha).first()
+    if existing is not None:
+        return existing
+    Dataset.objects.filter(benchmark=benchmark, variant=variant, is_current=True).update(is_current=False)
+    dataset = Dataset.objects.create(
+        benchmark=benchmark, variant=variant, manifest_sha256=sha, root=str(root), licence=licence, citation=citation
+    )
+    counts = subset_counts(read_manifest(manifest))
+    Subset.objects.bulk_create(
+        Subset(dataset=dataset, generator=generator or "", split=split, n_real=c.get(0, 0), n_generated=c.get(1, 0))
+        for (generator, split), c in sorted(counts.items(), key=lambda item: (item[0][1], item[0][0] or ""))
+    )
+    return dataset

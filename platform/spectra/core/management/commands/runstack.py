@@ -1,0 +1,77 @@
+"""Serve the platform with its two real workers beside it: `python manage.py runstack`.
+
+The web server, the platform worker (queue ``platform``, with database settings) and the evaluation
+worker (queue ``eval``, started with no database settings at all) run as child processes and stop together.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+# Variables the evaluation worker must never see: it runs uploaded models.
+SECRET_VARIABLES = ("DATABASE_URL", "DJANGO_SECRET_KEY", "DJANGO_SETTINGS_MODULE")
+
+
+def evaluation_worker_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES and not k.startswith("PG")}
+    env["PYTHONPATH"] = str(settings.BASE_DIR)  # the repo root only: `spectra` is not importable there
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def platform_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(settings.BASE_DIR / "platform"), str(settings.BASE_DIR)])}
+
+
+def worker_commands(celery: str) -> list[tuple[str, list[str], dict[str, str]]]:
+    common = ["worker", "--loglevel", "INFO", "--concurrency", "1", "--pool", "prefork"]
+    return [
+        ("platform worker", [celery, "-A", "spectra", *common, "--queues", "platform", "-n", "platform@%h"], platform_env()),
+        ("evaluation worker", [celery, "-A", "evalworker.app", *common, "--queues", "eval", "-n", "eval@%h"],
+         evaluation_worker_env()),
+    ]
+
+
+class Command(BaseCommand):
+    help = "Run the web server and both workers until interrupted (Ctrl-C stops all three)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--addr", default="127.0.0.1:8000")
+
+    def handle(self, *args: Any, addr: str, **options: Any) -> None:
+        celery = str(Path(sys.executable).with_name("celery"))
+        web = [sys.executable, str(settings.BASE_DIR / "manage.py"), "runserver", addr, "--noreload"]
+        children = [
+            (name, subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR)) for name, cmd, env in worker_commands(celery)
+        ]
+        children.append(("web server", subprocess.Popen(web, env=platform_env(), cwd=settings.BASE_DIR)))
+        self.stdout.write(self.style.SUCCESS(f"Spectra is at http://{addr}/ (Ctrl-C stops it and its workers)"))
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        try:
+            while all(process.poll() is None for _, process in children):
+                time.sleep(0.5)
+            stopped = [name for name, process in children if process.poll() is not None]
+            self.stderr.write(f"{', '.join(stopped)} stopped; stopping the rest.")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._stop(children)
+
+    def _stop(self, children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+        for _, process in children:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _, process in children:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()

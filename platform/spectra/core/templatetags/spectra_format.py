@@ -1,0 +1,28 @@
+"""Template filters for numbers: a metric shows 4 decimals, or a dash when undefined."""
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def metric(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    try:
+        return f"{float(value):.4f}"
+    except (TypeError, ValueError):
+        return "—"
+
+
+@register.filter
+def subset_metric(per_subset: dict[str, dict[str, Any]], subset: str, name: str = "acc_mean") -> Any:
+    return (per_subset or {}).get(subset, {}).get(name)
+
+
+@register.filter
+def get_item(mapping: dict[str, Any], key: str) -> Any:
+    return (mapping or {}).get(key)

@@ -1,0 +1,46 @@
+"""Read-only API of leaderboard rows."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from spectra.benchmarks.selectors import benchmark_get
+from spectra.leaderboards.selectors import leaderboard_generators, leaderboard_rows
+
+
+class LeaderboardRowOutput(serializers.Serializer):
+    rank = serializers.IntegerField()
+    submission_id = serializers.IntegerField()
+    name = serializers.CharField()
+    owner = serializers.CharField()
+    mean = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    per_generator = serializers.DictField(child=serializers.DictField(child=serializers.FloatField(allow_null=True)))
+    protocol_version = serializers.IntegerField()
+    evaluator_version = serializers.CharField()
+    manifest_sha256 = serializers.CharField()
+    artifact_sha256 = serializers.CharField()
+
+
+class LeaderboardOutput(serializers.Serializer):
+    benchmark = serializers.CharField()
+    is_synthetic = serializers.BooleanField()
+    protocol = serializers.CharField()
+    generators = serializers.ListField(child=serializers.CharField())
+    rows = LeaderboardRowOutput(many=True)
+
+
+class LeaderboardApi(APIView):
+    @extend_schema(responses=LeaderboardOutput)
+    def get(self, request: Request, slug: str) -> Response:
+        benchmark = benchmark_get(slug=slug)
+        rows = leaderboard_rows(benchmark=benchmark)
+        data = {
+            "benchmark": benchmark.slug, "is_synthetic": benchmark.is_synthetic, "protocol": "cross-generator",
+            "generators": leaderboard_generators(rows), "rows": [asdict(r) for r in rows],
+        }
+        return Response(LeaderboardOutput(data).data)

@@ -1,0 +1,19 @@
+"""The leaderboard page of a benchmark."""
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from spectra.benchmarks.selectors import benchmark_get
+from spectra.core.errors import ApplicationError
+from spectra.leaderboards.selectors import leaderboard_generators, leaderboard_rows
+
+
+def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        benchmark = benchmark_get(slug=slug)
+    except ApplicationError as error:
+        raise Http404(error.message) from None
+    rows = leaderboard_rows(benchmark=benchmark)
+    context = {"benchmark": benchmark, "rows": rows, "generators": leaderboard_generators(rows)}
+    return render(request, "leaderboards/leaderboard.html", context)

@@ -1,0 +1,80 @@
+"""API of submissions: create by upload (token), read status and results."""
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from spectra.benchmarks.selectors import benchmark_get
+from spectra.submissions import selectors, services
+from spectra.submissions.models import ArtifactFormat, Result, Submission
+
+
+class SubmissionOutput(serializers.ModelSerializer):
+    benchmark = serializers.CharField(source="benchmark.slug")
+    owner = serializers.CharField(source="owner.username")
+    artifact_sha256 = serializers.CharField(source="artifact.sha256")
+    artifact_format = serializers.CharField(source="artifact.format")
+    input_size = serializers.IntegerField(source="artifact.input_size")
+    manifest_sha256 = serializers.CharField(source="dataset.manifest_sha256")
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Submission
+        fields = [
+            "id", "name", "owner", "benchmark", "status", "error", "error_kind", "created", "started", "finished",
+            "artifact_sha256", "artifact_format", "input_size", "manifest_sha256", "progress",
+        ]
+
+    def get_progress(self, submission: Submission) -> dict[str, object]:
+        progress = selectors.submission_progress(submission=submission)
+        return {"done": progress.done, "total": progress.total, "stage": progress.stage}
+
+
+class ResultOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Result
+        fields = [
+            "protocol", "protocol_version", "subset", "metrics", "schema_version", "evaluator_version",
+            "manifest_sha256", "artifact_sha256", "created",
+        ]
+
+
+class SubmissionCreateApi(APIView):
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        benchmark = serializers.SlugField()
+        file = serializers.FileField()
+        format = serializers.ChoiceField(choices=ArtifactFormat.choices)
+        input_size = serializers.IntegerField(min_value=16, max_value=1024, default=224)
+        name = serializers.CharField(max_length=120, required=False, default="")
+
+    @extend_schema(request={"multipart/form-data": InputSerializer}, responses={201: SubmissionOutput})
+    def post(self, request: Request) -> Response:
+        data_in = self.InputSerializer(data=request.data)
+        data_in.is_valid(raise_exception=True)
+        data = data_in.validated_data
+        submission = services.submission_create(
+            owner=request.user, name=data["name"], benchmark=benchmark_get(slug=data["benchmark"]),
+            upload=data["file"], declared_format=data["format"], input_size=data["input_size"],
+        )
+        return Response(SubmissionOutput(selectors.submission_get(pk=submission.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class SubmissionDetailApi(APIView):
+    @extend_schema(responses=SubmissionOutput)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(SubmissionOutput(selectors.submission_get(pk=pk)).data)
+
+
+class SubmissionResultsApi(APIView):
+    @extend_schema(responses=ResultOutput(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        submission = selectors.submission_get(pk=pk)
+        return Response(ResultOutput(selectors.result_list(submission=submission), many=True).data)

@@ -1,0 +1,21 @@
+"""The upload form. It checks shapes of fields only; services do the rest."""
+from __future__ import annotations
+
+from django import forms
+
+from spectra.benchmarks.models import Benchmark
+from spectra.submissions.models import ArtifactFormat
+
+
+class SubmissionForm(forms.Form):
+    name = forms.CharField(max_length=120, required=False, help_text="Shown on the leaderboard.")
+    benchmark = forms.ModelChoiceField(queryset=Benchmark.objects.all(), to_field_name="slug", empty_label=None)
+    format = forms.ChoiceField(
+        choices=ArtifactFormat.choices, initial=ArtifactFormat.ONNX,
+        help_text="ONNX is recommended (data only). TorchScript is loaded only inside the evaluation sandbox.",
+    )
+    input_size = forms.IntegerField(
+        min_value=16, max_value=1024, initial=224,
+        help_text="The detector receives N×3×S×S RGB floats in [0, 1] with S = this size.",
+    )
+    file = forms.FileField(help_text="A .onnx file, or a .pt made with torch.jit.save. Pickled checkpoints are refused.")

@@ -1,0 +1,118 @@
+"""Uploaded detector artifacts, submissions, their evaluation runs, results and stored scores."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from spectra.benchmarks.models import Benchmark, Dataset
+
+
+class ArtifactFormat(models.TextChoices):
+    TORCHSCRIPT = "torchscript", "TorchScript"
+    ONNX = "onnx", "ONNX"
+
+
+class Artifact(models.Model):
+    """A detector file, stored once per owner under its sha256."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="artifacts")
+    format = models.CharField(max_length=20, choices=ArtifactFormat.choices)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    input_size = models.PositiveIntegerField(default=224, help_text="Declared H = W of the detector's input.")
+    file = models.FileField(upload_to="artifacts/", max_length=500)
+    original_name = models.CharField(max_length=255, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "sha256", "input_size"], name="unique_artifact")]
+
+    def __str__(self) -> str:
+        return f"{self.format}:{self.sha256[:12]}"
+
+
+class SubmissionStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Submission(models.Model):
+    name = models.CharField(max_length=120)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="submissions")
+    benchmark = models.ForeignKey(Benchmark, on_delete=models.PROTECT, related_name="submissions")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="submissions")
+    status = models.CharField(max_length=20, choices=SubmissionStatus.choices, default=SubmissionStatus.QUEUED)
+    error = models.TextField(blank=True, help_text="What went wrong, in plain words.")
+    error_kind = models.CharField(max_length=20, blank=True, help_text="user: the detector's fault; platform: ours.")
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+
+class EvaluationRun(models.Model):
+    """One shard of one protocol of a submission; unique so a retried shard overwrites."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="runs")
+    protocol = models.CharField(max_length=50)
+    protocol_version = models.PositiveIntegerField()
+    shard = models.PositiveIntegerField(default=0)
+    split = models.CharField(max_length=20, default="test")
+    first_row = models.PositiveIntegerField(default=0)
+    last_row = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=20, choices=SubmissionStatus.choices, default=SubmissionStatus.QUEUED)
+    stage = models.CharField(max_length=20, blank=True)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["submission", "protocol", "shard"]
+        constraints = [models.UniqueConstraint(fields=["submission", "protocol", "shard"], name="unique_shard")]
+
+    def __str__(self) -> str:
+        return f"{self.submission_id}:{self.protocol}#{self.shard}"
+
+
+class Result(models.Model):
+    """The metrics of one protocol on one subset, with everything needed to trace the numbers."""
+
+    SCHEMA_VERSION = 1
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="results")
+    protocol = models.CharField(max_length=50)
+    protocol_version = models.PositiveIntegerField()
+    subset = models.CharField(max_length=100, help_text='A generator subset, or "mean" over them.')
+    metrics = models.JSONField()
+    schema_version = models.PositiveIntegerField(default=SCHEMA_VERSION)
+    evaluator_version = models.CharField(max_length=40)
+    manifest_sha256 = models.CharField(max_length=64)
+    artifact_sha256 = models.CharField(max_length=64)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["submission", "protocol", "subset"]
+        constraints = [
+            models.UniqueConstraint(fields=["submission", "protocol", "subset"], name="unique_result")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.submission_id}:{self.protocol}:{self.subset}"
+
+
+class ImageScores(models.Model):
+    """Per-image scores of one run, compressed: a new metric never re-runs a detector."""
+
+    run = models.OneToOneField(EvaluationRun, on_delete=models.CASCADE, related_name="scores")
+    count = models.PositiveIntegerField()
+    row_ids = models.BinaryField(help_text="zlib-compressed little-endian int64 manifest line numbers")
+    scores = models.BinaryField(help_text="zlib-compressed little-endian float32 probabilities 'generated'")

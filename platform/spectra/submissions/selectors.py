@@ -1,0 +1,61 @@
+"""Reads of submissions, their progress, results and stored scores."""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from django.db.models import QuerySet
+
+from spectra.core.errors import ApplicationError
+from spectra.submissions.models import ImageScores, Result, Submission
+
+MEAN_SUBSET = "mean"
+
+
+@dataclass(frozen=True)
+class Progress:
+    status: str
+    done: int
+    total: int
+    stage: str
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.done / self.total if self.total else 0.0
+
+
+def submission_get(*, pk: int) -> Submission:
+    try:
+        return Submission.objects.select_related("artifact", "benchmark", "dataset", "owner").get(pk=pk)
+    except Submission.DoesNotExist:
+        raise ApplicationError(f"There is no submission #{pk}.") from None
+
+
+def submission_list(*, owner=None) -> QuerySet[Submission]:
+    submissions = Submission.objects.select_related("benchmark", "artifact")
+    return submissions.filter(owner=owner) if owner is not None else submissions
+
+
+def submission_progress(*, submission: Submission) -> Progress:
+    runs = list(submission.runs.all())
+    stages = [r.stage for r in runs if r.stage]
+    return Progress(
+        status=submission.status, done=sum(r.done for r in runs), total=sum(r.total for r in runs),
+        stage=stages[-1] if stages else "",
+    )
+
+
+def result_list(*, submission: Submission, protocol: str | None = None) -> list[Result]:
+    """Results with the mean first, then generator subsets by name."""
+    results = submission.results.all()
+    if protocol:
+        results = results.filter(protocol=protocol)
+    return sorted(results, key=lambda r: (r.protocol, r.subset != MEAN_SUBSET, r.subset))
+
+
+def image_scores_get(*, scores: ImageScores) -> tuple[np.ndarray, np.ndarray]:
+    """(manifest row ids, probabilities) of a run's stored per-image scores."""
+    row_ids = np.frombuffer(zlib.decompress(bytes(scores.row_ids)), dtype="<i8")
+    values = np.frombuffer(zlib.decompress(bytes(scores.scores)), dtype="<f4")
+    return row_ids, values

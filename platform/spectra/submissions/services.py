@@ -1,0 +1,213 @@
+"""Writes of artifacts, submissions, runs and results.
+
+The web process only inspects an upload's bytes (evaluation.detectors.formats never deserialises); the
+detector is loaded and probed on the evaluation worker, whose verdict comes back through shard_done.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import zlib
+from typing import IO
+
+import numpy as np
+from celery import current_app
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from evaluation.detectors.formats import ArtifactFormat as SniffedFormat
+from evaluation.detectors.formats import sniff_artifact
+from evaluation.errors import ArtifactRejected
+from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest
+from evalworker.broker import TASK_EVALUATE_SHARD
+from spectra.benchmarks.models import Benchmark
+from spectra.benchmarks.selectors import dataset_current, split_size
+from spectra.core.errors import ApplicationError
+from spectra.core.storage import storage_url
+from spectra.submissions.models import (
+    Artifact,
+    EvaluationRun,
+    ImageScores,
+    Result,
+    Submission,
+    SubmissionStatus,
+)
+
+log = logging.getLogger(__name__)
+FIRST_PROTOCOL = ("cross-generator", 1)
+EVALUATION_SPLIT = "test"
+INPUT_SIZE_RANGE = (16, 1024)
+
+
+def _stream_sha256(handle: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    handle.seek(0)
+    for chunk in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(chunk)
+    handle.seek(0)
+    return digest.hexdigest()
+
+
+def artifact_check(*, upload: UploadedFile, declared_format: str, input_size: int) -> SniffedFormat:
+    """The upload's format from its bytes; ApplicationError says what to do when it is refused."""
+    limit = settings.SPECTRA_MAX_UPLOAD_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise ApplicationError(
+            f"The file is {upload.size / 2**20:.1f} MiB; the limit is {limit / 2**20:.0f} MiB. "
+            "Export a smaller model (e.g. fp16 ONNX) or ask a maintainer to raise SPECTRA_MAX_UPLOAD_MB."
+        )
+    low, high = INPUT_SIZE_RANGE
+    if not low <= input_size <= high:
+        raise ApplicationError(f"The input size must be between {low} and {high} pixels; got {input_size}.")
+    try:
+        return sniff_artifact(upload.file, declared=SniffedFormat(declared_format))
+    except ValueError:
+        raise ApplicationError(f"Unknown format {declared_format!r}; choose torchscript or onnx.") from None
+    except ArtifactRejected as error:
+        raise ApplicationError(error.message) from None
+
+
+def artifact_store(*, owner, upload: UploadedFile, declared_format: str, input_size: int) -> Artifact:
+    """Store the upload under its sha256 (once per owner) after checking its bytes."""
+    fmt = artifact_check(upload=upload, declared_format=declared_format, input_size=input_size)
+    sha = _stream_sha256(upload.file)
+    existing = Artifact.objects.filter(owner=owner, sha256=sha, input_size=input_size).first()
+    if existing is not None:
+        return existing
+    name = f"artifacts/{sha}.{'onnx' if fmt == SniffedFormat.ONNX else 'pt'}"
+    if not default_storage.exists(name):
+        upload.file.seek(0)
+        name = default_storage.save(name, upload)
+    return Artifact.objects.create(
+        owner=owner, format=fmt.value, sha256=sha, size=upload.size or 0, input_size=input_size,
+        file=name, original_name=(upload.name or "")[:255],
+    )
+
+
+def submission_create(
+    *, owner, name: str, benchmark: Benchmark, upload: UploadedFile, declared_format: str, input_size: int
+) -> Submission:
+    """Create a queued submission and send its evaluation once the transaction commits."""
+    dataset = dataset_current(benchmark=benchmark)
+    with transaction.atomic():
+        artifact = artifact_store(owner=owner, upload=upload, declared_format=declared_format, input_size=input_size)
+        submission = Submission.objects.create(
+            name=name.strip() or artifact.original_name or f"detector {artifact.sha256[:8]}",
+            owner=owner, artifact=artifact, benchmark=benchmark, dataset=dataset,
+        )
+        run = EvaluationRun.objects.create(
+            submission=submission, protocol=FIRST_PROTOCOL[0], protocol_version=FIRST_PROTOCOL[1],
+            split=EVALUATION_SPLIT, first_row=0, last_row=split_size(dataset=dataset, split=EVALUATION_SPLIT),
+        )
+        run.total = run.last_row
+        run.save(update_fields=["total"])
+        transaction.on_commit(lambda: evaluation_run_send(run=run))
+    return submission
+
+
+def shard_request_build(*, run: EvaluationRun) -> ShardRequest:
+    artifact, dataset = run.submission.artifact, run.submission.dataset
+    return ShardRequest(
+        run_id=run.pk, artifact_url=storage_url(artifact.file.name), artifact_sha256=artifact.sha256,
+        artifact_format=artifact.format, input_size=artifact.input_size, dataset_root_url=dataset.root,
+        manifest_url=dataset.manifest_url, manifest_sha256=dataset.manifest_sha256, protocol=run.protocol,
+        protocol_version=run.protocol_version, config={}, split=run.split, first_row=run.first_row,
+        last_row=run.last_row,
+    )
+
+
+def evaluation_run_send(*, run: EvaluationRun) -> None:
+    current_app.send_task(TASK_EVALUATE_SHARD, args=[shard_request_build(run=run).to_dict()])
+
+
+def shard_progress_record(*, progress: ShardProgress) -> None:
+    now = timezone.now()
+    updated = EvaluationRun.objects.filter(pk=progress.run_id).exclude(status__in=["done", "failed"]).update(
+        done=progress.done, total=progress.total, stage=progress.stage, heartbeat=now, status=SubmissionStatus.RUNNING
+    )
+    if not updated:
+        log.info("dropped progress for run %s: no such run, or it has finished", progress.run_id)
+        return
+    Submission.objects.filter(runs__pk=progress.run_id, status=SubmissionStatus.QUEUED).update(
+        status=SubmissionStatus.RUNNING, started=now
+    )
+
+
+def _check_outcome(run: EvaluationRun, outcome: ShardDone) -> None:
+    """Re-check what the worker sent before anything is written."""
+    outcome.check()
+    submission = run.submission
+    expected = {
+        "artifact_sha256": submission.artifact.sha256, "manifest_sha256": submission.dataset.manifest_sha256,
+        "protocol": run.protocol, "protocol_version": run.protocol_version,
+    }
+    for key, value in expected.items():
+        if getattr(outcome, key) != value:
+            raise MessageError(f"{key} {getattr(outcome, key)!r} does not match the run's {value!r}")
+    if outcome.status == "done" and (len(outcome.row_ids) != run.total or len(set(outcome.row_ids)) != run.total):
+        raise MessageError(f"expected {run.total} distinct scored rows, got {len(outcome.row_ids)}")
+
+
+def _scores_store(run: EvaluationRun, outcome: ShardDone) -> None:
+    ImageScores.objects.update_or_create(
+        run=run,
+        defaults={
+            "count": len(outcome.scores),
+            "row_ids": zlib.compress(np.asarray(outcome.row_ids, dtype="<i8").tobytes()),
+            "scores": zlib.compress(np.asarray(outcome.scores, dtype="<f4").tobytes()),
+        },
+    )
+
+
+def _results_store(run: EvaluationRun, outcome: ShardDone) -> None:
+    for subset, metrics in outcome.metrics.items():
+        Result.objects.update_or_create(
+            submission=run.submission, protocol=run.protocol, subset=subset,
+            defaults={
+                "protocol_version": run.protocol_version, "metrics": metrics,
+                "evaluator_version": outcome.evaluator_version, "manifest_sha256": outcome.manifest_sha256,
+                "artifact_sha256": outcome.artifact_sha256, "schema_version": Result.SCHEMA_VERSION,
+            },
+        )
+
+
+def _submission_finish(submission: Submission) -> None:
+    runs = list(submission.runs.all())
+    failed = [r for r in runs if r.status == SubmissionStatus.FAILED]
+    if not failed and any(r.status != SubmissionStatus.DONE for r in runs):
+        return
+    submission.status = SubmissionStatus.FAILED if failed else SubmissionStatus.DONE
+    submission.finished = timezone.now()
+    submission.save(update_fields=["status", "finished", "error", "error_kind"])
+
+
+@transaction.atomic
+def shard_done_record(*, outcome: ShardDone) -> None:
+    """Write a shard's outcome after re-checking it; a message for a vanished run is dropped."""
+    run = EvaluationRun.objects.select_for_update().select_related("submission").filter(pk=outcome.run_id).first()
+    if run is None:
+        log.warning("dropped shard_done for run %s: the run no longer exists", outcome.run_id)
+        return
+    submission = run.submission
+    try:
+        _check_outcome(run, outcome)
+    except MessageError as error:
+        log.error("run %s: the worker's result failed the checks: %s", run.pk, error)
+        outcome = ShardDone.from_dict({
+            **outcome.to_dict(), "status": "failed", "error_kind": "platform", "metrics": {}, "row_ids": [],
+            "scores": [], "error": f"The evaluation worker sent a result that failed the platform's checks "
+            f"({error}); no numbers were recorded.",
+        })
+    run.heartbeat, run.timings = timezone.now(), outcome.timings
+    if outcome.status == "failed":
+        run.status = SubmissionStatus.FAILED
+        submission.error, submission.error_kind = outcome.error, outcome.error_kind
+    else:
+        _scores_store(run, outcome)
+        _results_store(run, outcome)
+        run.status, run.done, run.stage = SubmissionStatus.DONE, run.total, "done"
+    run.save(update_fields=["status", "done", "stage", "heartbeat", "timings"])
+    _submission_finish(submission)

@@ -1,0 +1,61 @@
+"""HTML views of submissions: the upload form and the submission page."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from spectra.core.errors import ApplicationError
+from spectra.submissions import selectors, services
+from spectra.submissions.forms import SubmissionForm
+
+
+@login_required
+def submit(request: HttpRequest) -> HttpResponse:
+    form = SubmissionForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            submission = services.submission_create(
+                owner=request.user, name=data["name"], benchmark=data["benchmark"], upload=data["file"],
+                declared_format=data["format"], input_size=data["input_size"],
+            )
+        except ApplicationError as error:
+            form.add_error("file", error.message)
+        else:
+            messages.success(request, "Uploaded. The evaluation is queued; this page follows its progress.")
+            return redirect("submission-detail", pk=submission.pk)
+    return render(request, "submissions/submit.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _chart(results: list) -> dict:
+    """Plotly traces: per-generator accuracy on real, on generated and AP."""
+    subsets = [r.subset for r in results]
+    traces = [
+        {"type": "bar", "name": label, "x": subsets, "y": [r.metrics.get(key) for r in results]}
+        for key, label in [("acc_real", "accuracy (real)"), ("acc_generated", "accuracy (generated)"),
+                           ("ap", "average precision")]
+    ]
+    layout = {"barmode": "group", "yaxis": {"range": [0, 1], "title": "value"}, "margin": {"t": 30}}
+    return {"data": traces, "layout": layout}
+
+
+def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        submission = selectors.submission_get(pk=pk)
+    except ApplicationError:
+        raise Http404(f"There is no submission #{pk}.") from None
+    results = selectors.result_list(submission=submission)
+    context = {
+        "submission": submission,
+        "progress": selectors.submission_progress(submission=submission),
+        "results": results,
+        "chart": _chart(results) if results else None,
+    }
+    return render(request, "submissions/detail.html", context)
+
+
+@login_required
+def my_submissions(request: HttpRequest) -> HttpResponse:
+    return render(request, "submissions/list.html", {"submissions": selectors.submission_list(owner=request.user)})

@@ -1,0 +1,24 @@
+"""URL map: pages, admin and the API (under /api/v1/)."""
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+from spectra.benchmarks import views as benchmark_views
+from spectra.leaderboards import views as leaderboard_views
+from spectra.submissions import views as submission_views
+
+urlpatterns = [
+    path("", benchmark_views.home, name="home"),
+    path("benchmarks/<slug:slug>/", benchmark_views.benchmark_detail, name="benchmark-detail"),
+    path("leaderboards/<slug:slug>/", leaderboard_views.leaderboard, name="leaderboard"),
+    path("submit/", submission_views.submit, name="submit"),
+    path("submissions/", submission_views.my_submissions, name="my-submissions"),
+    path("submissions/<int:pk>/", submission_views.submission_detail, name="submission-detail"),
+    path("accounts/", include("spectra.accounts.urls")),
+    path("admin/", admin.site.urls),
+    path("api/", include("spectra.api.urls")),
+]
+handler400 = "spectra.core.views.bad_request"
+handler404 = "spectra.core.views.not_found"
+handler500 = "spectra.core.views.server_error"

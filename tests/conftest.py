@@ -1,0 +1,122 @@
+"""Shared fixtures: the mini benchmark (built once per session), users, and real worker processes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def mini_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real mini benchmark, built once per test session by the same code as the command."""
+    from evaluation.datasets.mini import build_mini_benchmark
+
+    cached = os.environ.get("SPECTRA_TEST_MINI_ROOT")  # lets a developer reuse a build between runs
+    if cached and Path(cached, "manifest.jsonl").is_file():
+        return Path(cached)
+    root = tmp_path_factory.mktemp("mini") / "dataset"
+    build_mini_benchmark(root, seed=0)
+    return root
+
+
+@pytest.fixture
+def mini_dataset(db, mini_root: Path):
+    from spectra.benchmarks.services import benchmark_upsert, dataset_register
+
+    benchmark = benchmark_upsert(slug="mini", name="Mini (synthetic)", description="test", is_synthetic=True)
+    return dataset_register(benchmark=benchmark, root=mini_root)
+
+
+@pytest.fixture
+def alice(db, django_user_model):
+    return django_user_model.objects.create_user(username="alice", password="correct horse battery")
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def _test_database_url() -> str:
+    from django.db import connection
+
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(settings['NAME']).resolve()}"
+    credentials = settings["USER"] + (f":{settings['PASSWORD']}" if settings["PASSWORD"] else "")
+    return f"postgres://{credentials}@{settings['HOST']}:{settings['PORT'] or 5432}/{settings['NAME']}"
+
+
+def _purge_queues() -> None:
+    from spectra.celery import app
+
+    with app.connection_for_write() as connection:
+        for queue in ("eval", "platform"):
+            try:
+                connection.default_channel.queue_purge(queue)
+            except Exception:  # a queue that was never declared has nothing to purge
+                pass
+
+
+class Workers:
+    """Both real worker processes; ``wait_for`` fails fast, with the log's tail, if one of them died."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def assert_alive(self) -> None:
+        for name, process in self.processes:
+            if process.poll() is not None:
+                log = (self.logs / f"{name.replace(' ', '-')}.log").read_text(errors="replace")[-3000:]
+                pytest.fail(f"the {name} exited with {process.returncode}:\n{log}")
+
+    def wait_for(self, pk: int, timeout: float = 300.0):
+        """Poll the database until the submission finishes."""
+        from spectra.submissions.models import Submission
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            submission = Submission.objects.get(pk=pk)
+            if submission.status in ("done", "failed"):
+                return submission
+            self.assert_alive()
+            time.sleep(0.5)
+        pytest.fail(f"submission #{pk} still {submission.status} after {timeout:.0f} s; see {self.logs}")
+
+
+@pytest.fixture(scope="session")
+def workers(django_db_setup, django_db_blocker) -> Iterator[Workers]:
+    """Both real Celery workers as child processes: platform (test database) and evaluation (no database)."""
+    from spectra.core.management.commands.runstack import evaluation_worker_env, platform_env, worker_commands
+
+    with django_db_blocker.unblock():
+        database_url = _test_database_url()
+    _purge_queues()
+    pair = Workers(ROOT / "var" / "test-worker-logs")  # kept after the run: the first place to look
+    pair.logs.mkdir(parents=True, exist_ok=True)
+    celery = str(Path(sys.executable).with_name("celery"))
+    for name, command, env in worker_commands(celery):
+        if name == "platform worker":
+            env = {**platform_env(), "DATABASE_URL": database_url}
+        else:
+            assert env == evaluation_worker_env() and "DATABASE_URL" not in env
+        log = (pair.logs / f"{name.replace(' ', '-')}.log").open("wb")
+        pair.processes.append((name, subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))
+    yield pair
+    for _, process in pair.processes:
+        process.terminate()
+    for _, process in pair.processes:
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()

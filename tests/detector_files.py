@@ -1,0 +1,181 @@
+"""Helpers that write real detector files (TorchScript, ONNX, and the formats Spectra refuses).
+
+Used by the unit tests of ``evaluation.detectors`` and by the end-to-end tests, which upload these files
+and compare the stored scores with :func:`reference_scores`, an eager computation that shares nothing
+with the loaders under test.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy
+import torch
+from torch import nn
+
+Output = Literal["logit", "logit1", "two"]
+
+# ImageNet statistics: the detector normalises its own input, as the Detector contract asks.
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+class TinyDetector(nn.Module):
+    """A small deterministic CNN: N×3×H×W in [0, 1] (any H = W >= 16) -> logits of "generated".
+
+    ``output`` picks the contract variant: "logit" -> N, "logit1" -> N×1, "two" -> N×2 [real, generated].
+    """
+
+    def __init__(self, seed: int = 0, output: Output = "logit") -> None:
+        super().__init__()
+        if output not in ("logit", "logit1", "two"):
+            raise ValueError(f"unknown output variant {output!r}")
+        self.output = output
+        # fork_rng keeps the caller's global RNG stream untouched while the weights come from `seed`.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.body = nn.Sequential(
+                nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+                nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            )
+            self.head = nn.Linear(16, 2 if output == "two" else 1)
+            # Larger head weights spread the scores of different images apart (not all near 0.5).
+            self.head.weight.data.mul_(4.0)
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1))
+
+    @torch.jit.export
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Latent features (N×16), the optional capability robustness indicators use."""
+        return self.body((x - self.mean) / self.std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.features(x))
+        if self.output == "logit":
+            return logits[:, 0]
+        return logits
+
+
+class _NaNDetector(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(1, 2, 3)) * float("nan")
+
+
+class _ThreeClassDetector(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))  # N×3: one "logit" per colour channel, not a contract shape
+
+
+class _FixedSizeDetector(nn.Module):
+    """A Linear layer on the flattened image: it only runs at one input size."""
+
+    def __init__(self, input_size: int) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            self.fc = nn.Linear(3 * input_size * input_size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))
+
+
+def _script(module: nn.Module) -> torch.jit.ScriptModule:
+    # TorchScript is deprecated upstream; the warning is noise in tests that deliberately use it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.script(module.eval())
+
+
+def write_torchscript(path: Path | str, *, seed: int = 0, output: Output = "logit") -> Path:
+    """``torch.jit.save`` of a scripted :class:`TinyDetector`."""
+    path = Path(path)
+    scripted = _script(TinyDetector(seed, output))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(scripted, str(path))
+    return path
+
+
+def write_bad_torchscript(path: Path | str, kind: Literal["nan", "three", "fixed_size"], *,
+                          input_size: int = 32) -> Path:
+    """A TorchScript file that loads but breaks the contract when run.
+
+    "nan" returns NaN logits, "three" returns N×3, "fixed_size" only accepts ``input_size``.
+    """
+    modules = {"nan": _NaNDetector, "three": _ThreeClassDetector}
+    module = _FixedSizeDetector(input_size) if kind == "fixed_size" else modules[kind]()
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(_script(module), str(path))
+    return path
+
+
+def write_onnx(path: Path | str, *, seed: int = 0, input_size: int = 64, output: Output = "logit",
+               fixed_batch: int | None = None) -> Path:
+    """``torch.onnx.export`` of a :class:`TinyDetector` at ``input_size``, batch axis dynamic.
+
+    ``fixed_batch`` exports a static batch dimension instead (as many hand-made exports have).
+    """
+    path = Path(path)
+    model = TinyDetector(seed, output).eval()
+    example = torch.rand(fixed_batch or 2, 3, input_size, input_size)
+    dynamic = None if fixed_batch else {"image": {0: "batch"}, "logits": {0: "batch"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=17,
+                          input_names=["image"], output_names=["logits"], dynamic_axes=dynamic)
+    return path
+
+
+def write_pickled_checkpoint(path: Path | str) -> Path:
+    """``torch.save`` of a state dict (a zip whose data.pkl is a pickle)."""
+    path = Path(path)
+    torch.save(TinyDetector().state_dict(), path)
+    return path
+
+
+def write_pickled_model(path: Path | str) -> Path:
+    """``torch.save`` of the whole module object."""
+    path = Path(path)
+    torch.save(TinyDetector(), path)
+    return path
+
+
+def write_legacy_pickle(path: Path | str) -> Path:
+    """``torch.save`` in the pre-1.6 format: a bare pickle stream, no zip."""
+    path = Path(path)
+    torch.save(TinyDetector().state_dict(), path, _use_new_zipfile_serialization=False)
+    return path
+
+
+def write_export_archive(path: Path | str, *, input_size: int = 32) -> Path:
+    """``torch.export.save`` of an exported :class:`TinyDetector` (a .pt2 archive)."""
+    path = Path(path)
+    program = torch.export.export(TinyDetector().eval(), (torch.rand(1, 3, input_size, input_size),))
+    torch.export.save(program, str(path))
+    return path
+
+
+def write_torch_package(path: Path | str) -> Path:
+    """A ``torch.package`` archive holding a TinyDetector state dict."""
+    from torch.package import PackageExporter
+
+    path = Path(path)
+    with warnings.catch_warnings(), PackageExporter(str(path)) as exporter:
+        warnings.simplefilter("ignore")  # torch.package's own TypedStorage deprecation noise
+        exporter.extern("torch.**")
+        exporter.save_pickle("detector", "state.pkl", TinyDetector().state_dict())
+    return path
+
+
+def reference_scores(images: torch.Tensor, *, seed: int = 0, output: Output = "logit") -> numpy.ndarray:
+    """P(generated) for each image, straight from an eager TinyDetector (float64, shape (N,))."""
+    model = TinyDetector(seed, output).eval()
+    with torch.no_grad():
+        logits = model(images.float().cpu()).double()
+    if output == "two":
+        return torch.softmax(logits, dim=1)[:, 1].numpy()
+    return torch.sigmoid(logits.reshape(-1)).numpy()

@@ -1,0 +1,78 @@
+"""Upload real detector files through the web form, let real worker processes evaluate them, and find
+the numbers on the leaderboard page and in the API equal to a direct computation."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.urls import reverse
+
+from tests.detector_files import reference_scores, write_onnx
+from tests.reference import expected_metrics, load_images, split_rows
+
+pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
+INPUT_SIZE = 64
+METRICS = ("acc_real", "acc_generated", "acc_mean", "ap", "roc_auc")
+
+
+def _direct(mini_root: Path, seed: int) -> dict[str, dict[str, float]]:
+    rows = split_rows(mini_root)
+    scores = reference_scores(load_images(mini_root, rows, INPUT_SIZE), seed=seed)
+    return expected_metrics(rows, np.asarray(scores, dtype=np.float64))
+
+
+def _assert_api_matches(client, submission_id: int, expected: dict[str, dict[str, float]]) -> None:
+    board = client.get(reverse("api:leaderboard", args=["mini"])).json()
+    row = next(r for r in board["rows"] if r["submission_id"] == submission_id)
+    for metric in METRICS:
+        assert row["mean"][metric] == pytest.approx(expected["mean"][metric], abs=1e-6), metric
+        for generator in board["generators"]:
+            assert row["per_generator"][generator][metric] == pytest.approx(expected[generator][metric], abs=1e-6)
+    assert set(board["generators"]) == set(expected) - {"mean"}
+    results = client.get(reverse("api:submission-results", args=[submission_id])).json()
+    assert {r["subset"] for r in results} == set(expected)
+
+
+def _assert_page_matches(html: str, submission_id: int, expected: dict[str, dict[str, float]]) -> None:
+    row = re.search(rf'<tr data-submission="{submission_id}">(.*?)</tr>', html, re.S)
+    assert row, "the submission has no row on the leaderboard page"
+    shown = float(re.search(r'data-metric="acc_mean">([0-9.]+)<', row.group(1)).group(1))
+    assert shown == pytest.approx(expected["mean"]["acc_mean"], abs=5e-5)
+    for generator, metrics in expected.items():
+        if generator != "mean":
+            cell = re.search(rf'data-generator="{generator}">([0-9.]+)<', row.group(1)).group(1)
+            assert float(cell) == pytest.approx(metrics["acc_mean"], abs=5e-5)
+
+
+def test_onnx_upload_through_the_form_is_evaluated_and_ranked(alice_client, mini_dataset, mini_root, workers, tmp_path):
+    path = write_onnx(tmp_path / "detector.onnx", seed=3, input_size=INPUT_SIZE)
+    with path.open("rb") as handle:
+        response = alice_client.post(reverse("submit"), {
+            "name": "tiny onnx", "benchmark": "mini", "format": "onnx", "input_size": INPUT_SIZE, "file": handle,
+        })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    submission_id = int(response.url.rstrip("/").split("/")[-1])
+    submission = workers.wait_for(submission_id)
+    assert submission.status == "done", submission.error
+    expected = _direct(mini_root, seed=3)
+    _assert_api_matches(alice_client, submission_id, expected)
+    _assert_page_matches(alice_client.get(reverse("leaderboard", args=["mini"])).content.decode(), submission_id, expected)
+    run = submission.runs.get()
+    assert run.scores.count == len(split_rows(mini_root)) and run.done == run.total
+
+
+def test_a_detector_that_fails_on_the_worker_reports_it_in_plain_words(alice_client, mini_dataset, workers, tmp_path):
+    # The ONNX graph is fixed to 64 px; declaring 32 px makes the worker refuse it when it loads it.
+    path = write_onnx(tmp_path / "fixed.onnx", seed=1, input_size=64)
+    with path.open("rb") as handle:
+        response = alice_client.post(reverse("submit"), {
+            "name": "wrong size", "benchmark": "mini", "format": "onnx", "input_size": 32, "file": handle,
+        })
+    submission = workers.wait_for(int(response.url.rstrip("/").split("/")[-1]))
+    assert submission.status == "failed" and submission.error_kind == "user"
+    assert "input size is 32" in submission.error and "Declare the size the model was exported with" in submission.error
+    page = alice_client.get(reverse("submission-detail", args=[submission.pk])).content.decode()
+    assert "because of the detector" in page and "input size is 32" in page and "Traceback" not in page
+    assert not submission.results.exists()

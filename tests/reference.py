@@ -1,0 +1,44 @@
+"""Independent computations the tests compare the platform's numbers with (PIL + torch + scikit-learn)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+
+def split_rows(root: Path) -> list[dict]:
+    with (root / "manifest.jsonl").open(encoding="utf-8") as handle:
+        return [row for row in map(json.loads, handle) if row["split"] == "test"]
+
+
+def load_images(root: Path, rows: list[dict], size: int) -> torch.Tensor:
+    images = []
+    for row in rows:
+        with Image.open(root / row["path"]) as image:
+            rgb = image.convert("RGB")
+        if rgb.size != (size, size):
+            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+        images.append(torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1))
+    return torch.stack(images)
+
+
+def expected_metrics(rows: list[dict], scores: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per generator: its generated images plus the shared real pool; then the mean over generators."""
+    labels = np.array([r["label"] for r in rows])
+    generators = np.array([r["generator"] or "" for r in rows])
+    out: dict[str, dict[str, float]] = {}
+    for name in sorted(set(generators[labels == 1])):
+        mask = (generators == name) | ((labels == 0) & (generators == ""))
+        y, s = labels[mask], scores[mask]
+        acc_real = float(np.mean(s[y == 0] <= 0.5))
+        acc_generated = float(np.mean(s[y == 1] > 0.5))
+        out[name] = {
+            "acc_real": acc_real, "acc_generated": acc_generated, "acc_mean": (acc_real + acc_generated) / 2,
+            "ap": float(average_precision_score(y, s)), "roc_auc": float(roc_auc_score(y, s)),
+        }
+    out["mean"] = {k: float(np.mean([m[k] for m in out.values()])) for k in next(iter(out.values()))}
+    return out
