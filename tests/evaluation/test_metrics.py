@@ -1,0 +1,73 @@
+"""Each metric against scikit-learn on random and tied scores, and a case small enough to do by hand."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from evaluation.metrics import accuracy_at, average_precision, detection_metrics, mean_of_subsets, roc_auc
+
+
+def _cases() -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(7)
+    cases = []
+    for n in (2, 5, 37, 400):
+        labels = rng.integers(0, 2, n)
+        labels[:2] = [0, 1]  # both classes present
+        cases.append((labels, rng.random(n)))
+        cases.append((labels, np.round(rng.random(n), 1)))  # many ties
+    return cases
+
+
+@pytest.mark.parametrize(("labels", "scores"), _cases())
+def test_average_precision_equals_sklearn(labels: np.ndarray, scores: np.ndarray) -> None:
+    assert average_precision(labels, scores) == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
+
+
+@pytest.mark.parametrize(("labels", "scores"), _cases())
+def test_roc_auc_equals_sklearn(labels: np.ndarray, scores: np.ndarray) -> None:
+    assert roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+@pytest.mark.parametrize(("labels", "scores"), _cases())
+def test_accuracies_equal_a_plain_count(labels: np.ndarray, scores: np.ndarray) -> None:
+    metrics = detection_metrics(labels, scores)
+    real_right = sum(1 for y, s in zip(labels, scores, strict=True) if y == 0 and s <= 0.5)
+    fake_right = sum(1 for y, s in zip(labels, scores, strict=True) if y == 1 and s > 0.5)
+    assert metrics["acc_real"] == pytest.approx(real_right / np.sum(labels == 0))
+    assert metrics["acc_generated"] == pytest.approx(fake_right / np.sum(labels == 1))
+    assert metrics["acc_mean"] == pytest.approx((metrics["acc_real"] + metrics["acc_generated"]) / 2)
+
+
+def test_a_hand_computed_case() -> None:
+    labels = [0, 0, 1, 1]
+    scores = [0.1, 0.6, 0.4, 0.9]
+    # Ranking 0.9(+) 0.6(-) 0.4(+) 0.1(-): precision at the positives 1/1 and 2/3 -> AP = (1 + 2/3) / 2.
+    assert average_precision(labels, scores) == pytest.approx(5 / 6)
+    # Pairs (pos, neg): (0.4, 0.1) right, (0.4, 0.6) wrong, (0.9, ·) both right -> 3/4.
+    assert roc_auc(labels, scores) == pytest.approx(0.75)
+    assert accuracy_at(labels, scores, 0.5, 0) == 0.5 and accuracy_at(labels, scores, 0.5, 1) == 0.5
+
+
+def test_a_score_of_exactly_one_half_counts_as_real() -> None:
+    assert accuracy_at([0, 1], [0.5, 0.5], 0.5, 0) == 1.0
+    assert accuracy_at([0, 1], [0.5, 0.5], 0.5, 1) == 0.0
+
+
+def test_undefined_metrics_are_none_not_nan() -> None:
+    metrics = detection_metrics([1, 1, 1], [0.2, 0.7, 0.9])
+    assert metrics["roc_auc"] is None and metrics["acc_real"] is None and metrics["acc_mean"] is None
+    assert metrics["acc_generated"] == pytest.approx(2 / 3)
+    assert average_precision([0, 0], [0.1, 0.2]) is None
+
+
+def test_bad_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        detection_metrics([0, 1], [0.5])
+    with pytest.raises(ValueError, match="0 \\(real\\) or 1"):
+        detection_metrics([0, 2], [0.5, 0.5])
+
+
+def test_mean_of_subsets_is_unweighted_and_none_when_a_subset_lacks_a_value() -> None:
+    per_subset = {"a": {"ap": 0.5, "roc_auc": None}, "b": {"ap": 1.0, "roc_auc": 0.7}}
+    assert mean_of_subsets(per_subset, ["ap", "roc_auc"]) == {"ap": 0.75, "roc_auc": None}

@@ -1,0 +1,99 @@
+"""run_shard in-process on the real mini benchmark: numbers equal a direct computation; failures in words."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evaluation.datasets.manifest import file_sha256, manifest_sha256
+from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest
+from evaluation.runner import run_shard
+from tests.detector_files import reference_scores, write_pickled_checkpoint, write_torchscript
+from tests.reference import expected_metrics, load_images, split_rows
+
+SIZE = 64
+
+
+def _request(root: Path, artifact: Path, *, fmt: str = "torchscript", first: int = 0, last: int | None = None,
+             **changes: object) -> ShardRequest:
+    fields = dict(
+        run_id=7, artifact_url=str(artifact), artifact_sha256=file_sha256(artifact), artifact_format=fmt,
+        input_size=SIZE, dataset_root_url=str(root), manifest_url=str(root / "manifest.jsonl"),
+        manifest_sha256=manifest_sha256(root / "manifest.jsonl"), protocol="cross-generator", protocol_version=1,
+        config={"batch_size": 50}, split="test", first_row=first,
+        last_row=len(split_rows(root)) if last is None else last, device_hint="cpu",
+    )
+    return ShardRequest(**{**fields, **changes})
+
+
+def test_a_full_shard_matches_a_direct_computation(mini_root: Path, tmp_path: Path) -> None:
+    artifact = write_torchscript(tmp_path / "d.pt", seed=2)
+    progress: list[ShardProgress] = []
+    outcome = run_shard(_request(mini_root, artifact), progress.append)
+    assert outcome.status == "done", outcome.error
+    rows = split_rows(mini_root)
+    direct = reference_scores(load_images(mini_root, rows, SIZE), seed=2)
+    np.testing.assert_allclose(outcome.scores, direct, atol=1e-5)
+    expected = expected_metrics(rows, np.asarray(direct, dtype=np.float64))
+    for subset, metrics in expected.items():
+        for name, value in metrics.items():
+            assert outcome.metrics[subset][name] == pytest.approx(value, abs=1e-6), (subset, name)
+    assert [p.stage for p in progress][0] == "loading" and progress[-1].done == progress[-1].total == len(rows)
+    outcome.check()
+
+
+def test_a_shard_covers_exactly_its_row_range(mini_root: Path, tmp_path: Path) -> None:
+    artifact = write_torchscript(tmp_path / "d.pt")
+    outcome = run_shard(_request(mini_root, artifact, first=10, last=30), lambda _: None)
+    with (mini_root / "manifest.jsonl").open() as handle:
+        test_line_numbers = [i for i, line in enumerate(handle) if '"split":"test"' in line]
+    assert outcome.row_ids == test_line_numbers[10:30]
+
+
+def test_an_artifact_that_changed_since_upload_is_a_platform_fault(mini_root: Path, tmp_path: Path) -> None:
+    artifact = write_torchscript(tmp_path / "d.pt")
+    outcome = run_shard(_request(mini_root, artifact, artifact_sha256="0" * 64), lambda _: None)
+    assert outcome.status == "failed" and outcome.error_kind == "platform" and "sha256" in outcome.error
+
+
+def test_a_pickled_checkpoint_is_the_users_fault_and_never_loaded(mini_root: Path, tmp_path: Path) -> None:
+    artifact = write_pickled_checkpoint(tmp_path / "ckpt.pt")
+    outcome = run_shard(_request(mini_root, artifact), lambda _: None)
+    assert outcome.status == "failed" and outcome.error_kind == "user" and "pickle" in outcome.error.lower()
+
+
+def test_a_missing_image_is_a_platform_fault_that_names_it(mini_root: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "mini"
+    shutil.copytree(mini_root, copy)
+    victim = split_rows(copy)[3]["path"]
+    (copy / victim).unlink()
+    outcome = run_shard(_request(copy, write_torchscript(tmp_path / "d.pt")), lambda _: None)
+    assert outcome.status == "failed" and outcome.error_kind == "platform" and victim in outcome.error
+
+
+def test_a_protocol_version_this_worker_does_not_run_is_refused(mini_root: Path, tmp_path: Path) -> None:
+    outcome = run_shard(_request(mini_root, write_torchscript(tmp_path / "d.pt"), protocol_version=99), lambda _: None)
+    assert outcome.status == "failed" and "v99" in outcome.error
+
+
+def test_messages_refuse_other_versions_and_missing_fields() -> None:
+    progress = ShardProgress(run_id=1, done=2, total=3, stage="scoring")
+    assert ShardProgress.from_dict(progress.to_dict()) == progress
+    with pytest.raises(MessageError, match="version"):
+        ShardProgress.from_dict({**progress.to_dict(), "version": 0})
+    with pytest.raises(MessageError, match="missing fields stage"):
+        ShardProgress.from_dict({k: v for k, v in progress.to_dict().items() if k != "stage"})
+
+
+def test_a_done_message_checks_its_numbers() -> None:
+    base = dict(run_id=1, status="done", evaluator_version="x", artifact_sha256="a", manifest_sha256="m",
+                protocol="cross-generator", protocol_version=1)
+    ShardDone(**base, metrics={"mean": {"ap": 0.5, "roc_auc": None}}, row_ids=[1], scores=[0.2]).check()
+    with pytest.raises(MessageError, match="finite"):
+        ShardDone(**base, metrics={"mean": {"ap": float("nan")}}).check()
+    with pytest.raises(MessageError, match="probabilities"):
+        ShardDone(**base, row_ids=[1], scores=[1.5]).check()
+    with pytest.raises(MessageError, match="differ in length"):
+        ShardDone(**base, row_ids=[1, 2], scores=[0.5]).check()
