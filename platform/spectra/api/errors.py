@@ -9,12 +9,13 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from spectra.core.errors import ApplicationError
+from spectra.core.errors import ApplicationError, NotFoundError
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
-        return Response({"message": exc.message, "extra": exc.extra}, status=400)
+        status = 404 if isinstance(exc, NotFoundError) else 400
+        return Response({"message": exc.message, "extra": exc.extra}, status=status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from spectra.benchmarks.models import Benchmark, Dataset, Subset
-from spectra.core.errors import ApplicationError
+from spectra.core.errors import ApplicationError, NotFoundError
 
 
 def benchmark_list() -> QuerySet[Benchmark]:
@@ -16,7 +16,7 @@ def benchmark_get(*, slug: str) -> Benchmark:
         return Benchmark.objects.get(slug=slug)
     except Benchmark.DoesNotExist:
         valid = ", ".join(Benchmark.objects.values_list("slug", flat=True)) or "none yet"
-        raise ApplicationError(f"There is no benchmark {slug!r}. Benchmarks: {valid}.") from None
+        raise NotFoundError(f"There is no benchmark {slug!r}. Benchmarks: {valid}.") from None
 
 
 def dataset_current(*, benchmark: Benchmark, variant: str = "original") -> Dataset:

@@ -12,3 +12,7 @@ class ApplicationError(Exception):
         super().__init__(message)
         self.message = message
         self.extra = extra or {}
+
+
+class NotFoundError(ApplicationError):
+    """The object asked for does not exist (HTTP 404)."""

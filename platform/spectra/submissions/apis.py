@@ -1,7 +1,7 @@
 """API of submissions: create by upload (token), read status and results."""
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
@@ -10,8 +10,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from spectra.benchmarks.selectors import benchmark_get
+from spectra.core.errors import ApplicationError, NotFoundError
 from spectra.submissions import selectors, services
 from spectra.submissions.models import ArtifactFormat, Result, Submission
+
+
+class ProgressOutput(serializers.Serializer):
+    done = serializers.IntegerField()
+    total = serializers.IntegerField()
+    stage = serializers.CharField()
 
 
 class SubmissionOutput(serializers.ModelSerializer):
@@ -30,6 +37,7 @@ class SubmissionOutput(serializers.ModelSerializer):
             "artifact_sha256", "artifact_format", "input_size", "manifest_sha256", "progress",
         ]
 
+    @extend_schema_field(ProgressOutput)
     def get_progress(self, submission: Submission) -> dict[str, object]:
         progress = selectors.submission_progress(submission=submission)
         return {"done": progress.done, "total": progress.total, "stage": progress.stage}
@@ -50,7 +58,7 @@ class SubmissionCreateApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         benchmark = serializers.SlugField()
-        file = serializers.FileField()
+        file = serializers.FileField(allow_empty_file=True)  # the service explains how to export instead
         format = serializers.ChoiceField(choices=ArtifactFormat.choices)
         input_size = serializers.IntegerField(min_value=16, max_value=1024, default=224)
         name = serializers.CharField(max_length=120, required=False, default="")
@@ -60,8 +68,12 @@ class SubmissionCreateApi(APIView):
         data_in = self.InputSerializer(data=request.data)
         data_in.is_valid(raise_exception=True)
         data = data_in.validated_data
+        try:
+            benchmark = benchmark_get(slug=data["benchmark"])
+        except NotFoundError as error:  # a field of the request, not the resource asked for: 400
+            raise ApplicationError(error.message) from None
         submission = services.submission_create(
-            owner=request.user, name=data["name"], benchmark=benchmark_get(slug=data["benchmark"]),
+            owner=request.user, name=data["name"], benchmark=benchmark,
             upload=data["file"], declared_format=data["format"], input_size=data["input_size"],
         )
         return Response(SubmissionOutput(selectors.submission_get(pk=submission.pk)).data, status=status.HTTP_201_CREATED)

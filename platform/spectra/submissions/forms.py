@@ -18,4 +18,4 @@ class SubmissionForm(forms.Form):
         min_value=16, max_value=1024, initial=224,
         help_text="The detector receives N×3×S×S RGB floats in [0, 1] with S = this size.",
     )
-    file = forms.FileField(help_text="A .onnx file, or a .pt made with torch.jit.save. Pickled checkpoints are refused.")
+    file = forms.FileField(allow_empty_file=True, help_text="A .onnx file, or a .pt made with torch.jit.save. Pickled checkpoints are refused.")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db.models import QuerySet
 
-from spectra.core.errors import ApplicationError
+from spectra.core.errors import NotFoundError
 from spectra.submissions.models import ImageScores, Result, Submission
 
 MEAN_SUBSET = "mean"
@@ -29,7 +29,7 @@ def submission_get(*, pk: int) -> Submission:
     try:
         return Submission.objects.select_related("artifact", "benchmark", "dataset", "owner").get(pk=pk)
     except Submission.DoesNotExist:
-        raise ApplicationError(f"There is no submission #{pk}.") from None
+        raise NotFoundError(f"There is no submission #{pk}.") from None
 
 
 def submission_list(*, owner=None) -> QuerySet[Submission]:

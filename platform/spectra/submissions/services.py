@@ -125,8 +125,9 @@ def evaluation_run_send(*, run: EvaluationRun) -> None:
 
 def shard_progress_record(*, progress: ShardProgress) -> None:
     now = timezone.now()
+    # `total` is the platform's own count, set when the run was made; a worker's message never changes it.
     updated = EvaluationRun.objects.filter(pk=progress.run_id).exclude(status__in=["done", "failed"]).update(
-        done=progress.done, total=progress.total, stage=progress.stage, heartbeat=now, status=SubmissionStatus.RUNNING
+        done=min(progress.done, progress.total), stage=progress.stage, heartbeat=now, status=SubmissionStatus.RUNNING
     )
     if not updated:
         log.info("dropped progress for run %s: no such run, or it has finished", progress.run_id)
@@ -147,8 +148,9 @@ def _check_outcome(run: EvaluationRun, outcome: ShardDone) -> None:
     for key, value in expected.items():
         if getattr(outcome, key) != value:
             raise MessageError(f"{key} {getattr(outcome, key)!r} does not match the run's {value!r}")
-    if outcome.status == "done" and (len(outcome.row_ids) != run.total or len(set(outcome.row_ids)) != run.total):
-        raise MessageError(f"expected {run.total} distinct scored rows, got {len(outcome.row_ids)}")
+    expected_rows = run.last_row - run.first_row  # fixed when the run was made; progress cannot change it
+    if outcome.status == "done" and (len(outcome.row_ids) != expected_rows or len(set(outcome.row_ids)) != expected_rows):
+        raise MessageError(f"expected {expected_rows} distinct scored rows, got {len(outcome.row_ids)}")
 
 
 def _scores_store(run: EvaluationRun, outcome: ShardDone) -> None:

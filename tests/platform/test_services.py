@@ -1,0 +1,247 @@
+"""What the platform worker writes when the evaluation worker reports: shard_progress_record and
+shard_done_record, fed real ShardProgress / ShardDone messages for a submission made by submission_create."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from evaluation.messages import ShardDone, ShardProgress
+from evaluation.version import EVALUATOR_VERSION
+from spectra.submissions import services
+from spectra.submissions.models import EvaluationRun, ImageScores, Result, Submission
+from spectra.submissions.selectors import image_scores_get
+from tests import detector_files
+from tests.reference import expected_metrics, split_rows
+
+GENERATORS = ("spectral", "upsample", "vae")
+
+
+@pytest.fixture(scope="module")
+def onnx_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return detector_files.write_onnx(tmp_path_factory.mktemp("svc") / "d.onnx", seed=4, input_size=64).read_bytes()
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path: Path) -> Path:
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"
+
+
+@pytest.fixture
+def send() -> Iterator[mock.MagicMock]:
+    with mock.patch("spectra.submissions.services.evaluation_run_send", autospec=True) as patched:
+        yield patched
+
+
+@pytest.fixture
+def submission(alice, mini_dataset, onnx_bytes, send, django_capture_on_commit_callbacks) -> Submission:
+    with django_capture_on_commit_callbacks(execute=True):
+        created = services.submission_create(
+            owner=alice, name="svc", benchmark=mini_dataset.benchmark,
+            upload=SimpleUploadedFile("d.onnx", onnx_bytes), declared_format="onnx", input_size=64,
+        )
+    assert send.call_count == 1
+    return Submission.objects.get(pk=created.pk)
+
+
+@pytest.fixture
+def run(submission: Submission) -> EvaluationRun:
+    return submission.runs.get()
+
+
+@pytest.fixture(scope="module")
+def test_split(mini_root: Path) -> tuple[list[int], list[dict]]:
+    """(manifest line numbers, rows) of the test split, in manifest order."""
+    with (mini_root / "manifest.jsonl").open(encoding="utf-8") as handle:
+        line_numbers = [i for i, line in enumerate(handle) if json.loads(line)["split"] == "test"]
+    return line_numbers, split_rows(mini_root)
+
+
+def done_message(run: EvaluationRun, test_split, *, seed: int = 0, **changes) -> ShardDone:
+    """A ShardDone as the worker would send it: real row ids, seeded scores and their metrics."""
+    line_numbers, rows = test_split
+    scores = np.random.default_rng(seed).random(len(rows)).astype(np.float32)
+    message = ShardDone(
+        run_id=run.pk, status="done", evaluator_version=EVALUATOR_VERSION,
+        artifact_sha256=run.submission.artifact.sha256, manifest_sha256=run.submission.dataset.manifest_sha256,
+        protocol=run.protocol, protocol_version=run.protocol_version,
+        metrics=expected_metrics(rows, scores.astype(np.float64)), row_ids=list(line_numbers),
+        scores=[float(s) for s in scores], timings={"load": 0.5, "score": 2.0},
+    )
+    return dataclasses.replace(message, **changes)
+
+
+def progress_message(run: EvaluationRun, done: int = 128, stage: str = "scoring", total: int | None = None) -> ShardProgress:
+    return ShardProgress(run_id=run.pk, done=done, total=run.total if total is None else total, stage=stage)
+
+
+def refresh(*objects) -> None:
+    for obj in objects:
+        obj.refresh_from_db()
+
+
+# --- progress ----------------------------------------------------------------------------------------
+
+
+def test_progress_moves_the_run_and_the_submission_to_running(run, submission):
+    assert (run.status, submission.status, run.heartbeat, submission.started) == ("queued", "queued", None, None)
+
+    services.shard_progress_record(progress=progress_message(run, done=128, stage="scoring"))
+
+    refresh(run, submission)
+    assert (run.status, run.done, run.total, run.stage) == ("running", 128, 736, "scoring")
+    assert run.heartbeat is not None
+    assert submission.status == "running" and submission.started is not None
+
+    first_beat, started = run.heartbeat, submission.started
+    services.shard_progress_record(progress=progress_message(run, done=512, stage="metrics"))
+    refresh(run, submission)
+    assert (run.done, run.stage) == (512, "metrics") and run.heartbeat > first_beat
+    assert submission.started == started  # the start is when the first progress came
+
+
+def test_progress_for_a_run_that_does_not_exist_is_dropped(run, submission):
+    services.shard_progress_record(progress=ShardProgress(run_id=run.pk + 1000, done=1, total=2, stage="loading"))
+    refresh(run, submission)
+    assert (run.status, run.done, submission.status) == ("queued", 0, "queued")
+
+
+# --- done --------------------------------------------------------------------------------------------
+
+
+def test_done_writes_one_result_per_subset_with_provenance_and_the_scores(run, submission, test_split):
+    message = done_message(run, test_split, seed=1)
+
+    services.shard_done_record(outcome=message)
+
+    refresh(run, submission)
+    assert (submission.status, submission.error, submission.error_kind) == ("done", "", "")
+    assert submission.finished is not None
+    assert (run.status, run.done, run.total, run.stage) == ("done", 736, 736, "done")
+    assert run.timings == {"load": 0.5, "score": 2.0}
+
+    results = {r.subset: r for r in Result.objects.filter(submission=submission)}
+    assert sorted(results) == ["mean", *GENERATORS]
+    for subset, result in results.items():
+        assert result.protocol == "cross-generator" and result.protocol_version == 1
+        assert result.evaluator_version == EVALUATOR_VERSION
+        assert result.manifest_sha256 == submission.dataset.manifest_sha256 == run.submission.dataset.manifest_sha256
+        assert result.artifact_sha256 == submission.artifact.sha256
+        assert result.schema_version == Result.SCHEMA_VERSION == 1
+        assert result.metrics == pytest.approx(message.metrics[subset])
+
+    row_ids, scores = image_scores_get(scores=run.scores)
+    assert run.scores.count == 736
+    assert row_ids.dtype == np.dtype("<i8") and scores.dtype == np.dtype("<f4")
+    assert row_ids.tolist() == message.row_ids
+    np.testing.assert_array_equal(scores, np.asarray(message.scores, dtype=np.float32))
+
+
+def test_done_without_progress_first_still_finishes_the_submission(run, submission, test_split):
+    services.shard_done_record(outcome=done_message(run, test_split))
+    refresh(submission)
+    assert submission.status == "done"
+
+
+def test_the_same_done_message_twice_leaves_the_same_rows(run, submission, test_split):
+    message = done_message(run, test_split, seed=2)
+    services.shard_done_record(outcome=message)
+    first = {r.subset: (r.pk, r.metrics) for r in Result.objects.filter(submission=submission)}
+
+    services.shard_done_record(outcome=message)
+
+    assert Result.objects.filter(submission=submission).count() == 4
+    assert {r.subset: (r.pk, r.metrics) for r in Result.objects.filter(submission=submission)} == first
+    assert ImageScores.objects.filter(run=run).count() == 1
+    refresh(submission)
+    assert submission.status == "done"
+
+
+def test_a_repeated_done_message_overwrites_the_numbers_in_place(run, submission, test_split):
+    services.shard_done_record(outcome=done_message(run, test_split, seed=2))
+    newer = done_message(run, test_split, seed=3)
+    services.shard_done_record(outcome=newer)
+    assert Result.objects.filter(submission=submission).count() == 4
+    assert Result.objects.get(submission=submission, subset="mean").metrics == pytest.approx(newer.metrics["mean"])
+    _, scores = image_scores_get(scores=ImageScores.objects.get(run=run))
+    np.testing.assert_array_equal(scores, np.asarray(newer.scores, dtype=np.float32))
+
+
+BAD_OUTCOMES = {
+    "another artifact": lambda m: {"artifact_sha256": "0" * 64},
+    "another manifest": lambda m: {"manifest_sha256": "f" * 64},
+    "one row missing": lambda m: {"row_ids": m.row_ids[:-1], "scores": m.scores[:-1]},
+    "one row twice": lambda m: {"row_ids": [*m.row_ids[:-1], m.row_ids[0]]},
+    "a NaN metric": lambda m: {"metrics": {**m.metrics, "mean": {**m.metrics["mean"], "ap": float("nan")}}},
+    "a score above 1": lambda m: {"scores": [1.5, *m.scores[1:]]},
+    "another protocol version": lambda m: {"protocol_version": 2},
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_OUTCOMES))
+def test_a_done_message_that_fails_the_checks_fails_the_submission_on_our_side_and_writes_nothing(
+    run, submission, test_split, case,
+):
+    good = done_message(run, test_split)
+    services.shard_done_record(outcome=dataclasses.replace(good, **BAD_OUTCOMES[case](good)))
+
+    refresh(run, submission)
+    assert (submission.status, submission.error_kind) == ("failed", "platform")
+    assert "failed the platform's checks" in submission.error and "no numbers were recorded" in submission.error
+    assert submission.finished is not None
+    assert run.status == "failed"
+    assert Result.objects.count() == 0 and ImageScores.objects.count() == 0
+
+
+def test_a_wrong_total_in_progress_does_not_make_a_short_done_message_acceptable(run, submission, test_split):
+    services.shard_progress_record(progress=progress_message(run, done=10, total=10))
+    good = done_message(run, test_split)
+    services.shard_done_record(outcome=dataclasses.replace(good, row_ids=good.row_ids[:10], scores=good.scores[:10]))
+    refresh(submission)
+    assert submission.status == "failed" and Result.objects.count() == 0
+
+
+def test_a_failed_message_stores_the_plain_words_error_as_the_users_fault(run, submission, test_split):
+    error = "The detector returned 3 values per image; expected 1 (a logit) or 2 ([real, generated])."
+    services.shard_progress_record(progress=progress_message(run, done=0, stage="loading"))
+    services.shard_done_record(outcome=done_message(
+        run, test_split, status="failed", error=error, error_kind="user", metrics={}, row_ids=[], scores=[]))
+
+    refresh(run, submission)
+    assert (submission.status, submission.error, submission.error_kind) == ("failed", error, "user")
+    assert submission.finished is not None and run.status == "failed"
+    assert Result.objects.count() == 0 and ImageScores.objects.count() == 0
+
+
+def test_a_done_message_for_a_run_that_does_not_exist_is_dropped(run, submission, test_split):
+    services.shard_done_record(outcome=done_message(run, test_split, run_id=run.pk + 1000))
+    refresh(run, submission)
+    assert (run.status, submission.status) == ("queued", "queued")
+    assert Result.objects.count() == 0 and ImageScores.objects.count() == 0
+
+
+def test_progress_arriving_after_done_does_not_move_the_run_back(run, submission, test_split):
+    services.shard_done_record(outcome=done_message(run, test_split))
+    refresh(run)
+    heartbeat = run.heartbeat
+
+    services.shard_progress_record(progress=progress_message(run, done=5, stage="scoring"))
+
+    refresh(run, submission)
+    assert (run.status, run.done, run.stage, run.heartbeat) == ("done", 736, "done", heartbeat)
+    assert submission.status == "done"
+
+
+def test_progress_arriving_after_a_failure_does_not_revive_the_submission(run, submission, test_split):
+    services.shard_done_record(outcome=done_message(
+        run, test_split, status="failed", error="The file could not be loaded.", error_kind="user"))
+    services.shard_progress_record(progress=progress_message(run, done=5))
+    refresh(run, submission)
+    assert (run.status, submission.status) == ("failed", "failed")

@@ -1,0 +1,372 @@
+"""Uploading a detector through the web form (/submit/) and the API (POST /api/v1/submissions/).
+
+No worker runs here: the one seam patched is ``services.evaluation_run_send``, so the broker is never
+touched, and ``django_capture_on_commit_callbacks`` shows whether the send was scheduled after commit.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from django.conf import global_settings
+from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
+from django.http import HttpResponse
+from django.test import Client, RequestFactory
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+
+from spectra.submissions.models import Artifact, EvaluationRun, Submission
+from tests import detector_files
+
+INPUT_SIZE = 64
+MiB = 1024 * 1024
+HOW_TO_EXPORT = ("torch.onnx.export", "torch.jit.save")
+
+
+def pad_onnx(data: bytes, total: int) -> bytes:
+    """A still-valid ONNX file of exactly ``total`` bytes: a ModelProto doc_string (field 6) appended."""
+
+    def varint(value: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, value = value & 0x7F, value >> 7
+            out.append(byte | (0x80 if value else 0))
+            if not value:
+                return bytes(out)
+
+    payload = total - len(data) - 1  # 1 byte of tag; the varint's own size is solved for below
+    for width in range(1, 6):
+        if len(varint(payload - width)) == width:
+            padded = data + b"\x32" + varint(payload - width) + b" " * (payload - width)
+            assert len(padded) == total
+            return padded
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The bytes of every kind of upload, written by the real tools (torch.onnx, torch.jit, torch.save...)."""
+    folder = tmp_path_factory.mktemp("uploads")
+    writers = {
+        "onnx": lambda p: detector_files.write_onnx(p, seed=1, input_size=INPUT_SIZE),
+        "onnx_other": lambda p: detector_files.write_onnx(p, seed=2, input_size=INPUT_SIZE),
+        "torchscript": lambda p: detector_files.write_torchscript(p, seed=1),
+        "state_dict": detector_files.write_pickled_checkpoint,
+        "whole_model": detector_files.write_pickled_model,
+        "legacy_pickle": detector_files.write_legacy_pickle,
+        "export_archive": detector_files.write_export_archive,
+        "torch_package": detector_files.write_torch_package,
+    }
+    out = {name: Path(write(folder / name)).read_bytes() for name, write in writers.items()}
+    # A leading 0x00 can be no magic number and no ONNX tag, so the seeded bytes are "random" every time.
+    out["random_bytes"] = b"\x00" + random.Random(0).randbytes(4095)
+    out["empty"] = b""
+    return out
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path: Path) -> Path:
+    """Each test stores artifacts in its own MEDIA_ROOT (default_storage follows the setting change)."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = str(root)
+    return root
+
+
+@pytest.fixture
+def send() -> Iterator[mock.MagicMock]:
+    """The only mock: the function that would put the ShardRequest on the broker."""
+    with mock.patch("spectra.submissions.services.evaluation_run_send", autospec=True) as patched:
+        yield patched
+
+
+@pytest.fixture
+def test_rows(mini_root: Path) -> int:
+    with (mini_root / "manifest.jsonl").open(encoding="utf-8") as handle:
+        return sum(json.loads(line)["split"] == "test" for line in handle)
+
+
+def stored_files(media_root: Path) -> list[str]:
+    return sorted(str(p.relative_to(media_root)) for p in media_root.rglob("*") if p.is_file())
+
+
+@dataclass
+class Uploader:
+    """Posts an upload through one channel and reads its answer the way that channel's user would."""
+
+    via: str  # "form" | "api"
+    client: Client
+
+    def post(self, data: bytes, *, filename: str = "detector.onnx", fmt: str = "onnx",
+             input_size: int | str = INPUT_SIZE, name: str = "my detector") -> HttpResponse:
+        fields = {"name": name, "benchmark": "mini", "format": fmt, "input_size": input_size,
+                  "file": SimpleUploadedFile(filename, data, content_type="application/octet-stream")}
+        url = reverse("submit") if self.via == "form" else reverse("api:submission-create")
+        return self.client.post(url, fields)
+
+    def created_id(self, response: HttpResponse) -> int:
+        if self.via == "form":
+            assert response.status_code == 302, html.unescape(response.content.decode())[:3000]
+            return int(response.url.rstrip("/").split("/")[-1])
+        assert response.status_code == 201, response.content.decode()
+        return response.json()["id"]
+
+    def refusal(self, response: HttpResponse) -> str:
+        """The refusal's text as shown: the form's errors in the page, or the API's error body."""
+        assert response.status_code == 400, response.content.decode()[:3000]
+        if self.via == "form":
+            form = response.context["form"]
+            shown = " ".join(str(e) for errors in form.errors.values() for e in errors)
+            assert shown, "the form was refused without an error message"
+            page = html.unescape(response.content.decode())
+            for errors in form.errors.values():
+                for error in errors:
+                    assert error in page, f"{error!r} is not shown on the page"
+            return shown
+        body = response.json()
+        assert set(body) == {"message", "extra"}
+        assert isinstance(body["message"], str) and body["message"]
+        assert isinstance(body["extra"], dict)
+        return body["message"] + " " + json.dumps(body["extra"])
+
+
+@pytest.fixture(params=["form", "api"])
+def uploader(request: pytest.FixtureRequest, alice) -> Uploader:
+    if request.param == "form":
+        client = Client()
+        client.force_login(alice)
+    else:  # token only: no session, exactly what curl sends
+        token, _ = Token.objects.get_or_create(user=alice)
+        client = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return Uploader(request.param, client)
+
+
+# --- accepted uploads --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "fmt", "filename", "extension"), [
+    ("onnx", "onnx", "detector.onnx", "onnx"),
+    ("torchscript", "torchscript", "detector.pt", "pt"),
+])
+def test_a_valid_upload_creates_one_artifact_one_queued_submission_and_one_run_and_schedules_one_send(
+    uploader: Uploader, files, kind, fmt, filename, extension, alice, mini_dataset, test_rows, send, media_root,
+    django_capture_on_commit_callbacks,
+):
+    data = files[kind]
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = uploader.post(data, filename=filename, fmt=fmt, name="  tiny one  ")
+    submission_id = uploader.created_id(response)
+
+    artifact = Artifact.objects.get()
+    sha = hashlib.sha256(data).hexdigest()
+    assert (artifact.owner, artifact.sha256, artifact.size, artifact.format, artifact.input_size) == (
+        alice, sha, len(data), fmt, INPUT_SIZE)
+    assert artifact.original_name == filename
+    assert artifact.file.name == f"artifacts/{sha}.{extension}"
+    assert stored_files(media_root) == [f"artifacts/{sha}.{extension}"]
+    assert (media_root / artifact.file.name).read_bytes() == data
+
+    submission = Submission.objects.get()
+    assert submission.pk == submission_id
+    assert (submission.status, submission.name, submission.owner, submission.artifact) == (
+        "queued", "tiny one", alice, artifact)
+    assert (submission.benchmark.slug, submission.dataset) == ("mini", mini_dataset)
+
+    run = EvaluationRun.objects.get()
+    assert run.submission == submission
+    assert (run.protocol, run.protocol_version, run.split, run.status) == ("cross-generator", 1, "test", "queued")
+    assert test_rows == 736
+    assert (run.first_row, run.last_row, run.total, run.done) == (0, test_rows, test_rows, 0)
+
+    assert len(callbacks) == 1
+    send.assert_called_once_with(run=run)
+
+
+def test_the_api_answers_a_created_submission_with_its_provenance(files, alice, mini_dataset, send):
+    token, _ = Token.objects.get_or_create(user=alice)
+    response = Client().post(
+        reverse("api:submission-create"),
+        {"benchmark": "mini", "format": "onnx", "input_size": INPUT_SIZE, "file": SimpleUploadedFile("d.onnx", files["onnx"])},
+        HTTP_AUTHORIZATION=f"Token {token.key}",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "queued" and body["owner"] == "alice" and body["benchmark"] == "mini"
+    assert body["artifact_sha256"] == hashlib.sha256(files["onnx"]).hexdigest()
+    assert (body["artifact_format"], body["input_size"]) == ("onnx", INPUT_SIZE)
+    assert body["manifest_sha256"] == mini_dataset.manifest_sha256
+    assert body["progress"] == {"done": 0, "total": 736, "stage": ""}
+    assert body["name"] == "d.onnx"  # no name given: the file's name
+
+
+def test_the_same_file_uploaded_twice_by_the_same_user_reuses_the_artifact(
+    uploader: Uploader, files, mini_dataset, send, media_root, django_capture_on_commit_callbacks,
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = uploader.created_id(uploader.post(files["onnx"], name="first"))
+        second = uploader.created_id(uploader.post(files["onnx"], name="second"))
+
+    assert first != second
+    artifact = Artifact.objects.get()
+    assert list(Submission.objects.order_by("pk").values_list("name", "artifact")) == [
+        ("first", artifact.pk), ("second", artifact.pk)]
+    assert EvaluationRun.objects.count() == 2
+    assert stored_files(media_root) == [f"artifacts/{artifact.sha256}.onnx"]
+    assert send.call_count == 2
+
+
+def test_another_file_gets_its_own_artifact(uploader: Uploader, files, mini_dataset, send, media_root):
+    uploader.created_id(uploader.post(files["onnx"]))
+    uploader.created_id(uploader.post(files["onnx_other"]))
+    assert Artifact.objects.count() == 2
+    assert len(stored_files(media_root)) == 2
+
+
+# --- refused uploads ---------------------------------------------------------------------------------
+
+PICKLE_WORDS = ("pickled PyTorch checkpoint", "never unpickles", *HOW_TO_EXPORT)
+
+REFUSED = {
+    # case: (file kind, declared format, input size, key words the refusal must contain)
+    "pickled state dict": ("state_dict", "torchscript", INPUT_SIZE, PICKLE_WORDS),
+    "pickled whole model": ("whole_model", "torchscript", INPUT_SIZE, PICKLE_WORDS),
+    "legacy pickle": ("legacy_pickle", "torchscript", INPUT_SIZE, PICKLE_WORDS),
+    "torch.export archive": ("export_archive", "torchscript", INPUT_SIZE, ("torch.export archive", *HOW_TO_EXPORT)),
+    "torch.package": ("torch_package", "torchscript", INPUT_SIZE, ("torch.package archive", *HOW_TO_EXPORT)),
+    "random bytes": ("random_bytes", "onnx", INPUT_SIZE,
+                     ("neither a TorchScript archive nor an ONNX model", *HOW_TO_EXPORT)),
+    "empty file": ("empty", "onnx", INPUT_SIZE, ("The file is empty", "torch.onnx.export")),
+    "TorchScript declared as ONNX": ("torchscript", "onnx", INPUT_SIZE,
+                                     ("declared as ONNX but it is a TorchScript archive",
+                                      "Choose the format 'torchscript'")),
+    "input size below 16": ("onnx", "onnx", 8, ("greater than or equal to 16",)),
+    "input size above 1024": ("onnx", "onnx", 4096, ("less than or equal to 1024",)),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_a_refused_upload_answers_400_says_what_to_do_and_leaves_nothing_behind(
+    uploader: Uploader, files, case, mini_dataset, send, media_root, django_capture_on_commit_callbacks,
+):
+    kind, fmt, input_size, words = REFUSED[case]
+    before = stored_files(media_root)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = uploader.post(files[kind], fmt=fmt, input_size=input_size)
+    message = uploader.refusal(response)
+    for word in words:
+        assert word in message, f"{word!r} missing from the refusal: {message}"
+    assert "Traceback" not in response.content.decode()
+    assert (Artifact.objects.count(), Submission.objects.count(), EvaluationRun.objects.count()) == (0, 0, 0)
+    assert stored_files(media_root) == before == []
+    assert callbacks == [] and send.call_count == 0
+
+
+def test_a_file_above_the_upload_limit_is_refused_with_sizes_and_what_to_do(
+    uploader: Uploader, files, settings, tmp_path, mini_dataset, send, media_root,
+):
+    settings.SPECTRA_MAX_UPLOAD_BYTES = 1 * MiB
+    temporary = tmp_path / "upload-tmp"
+    temporary.mkdir()
+    settings.FILE_UPLOAD_TEMP_DIR = str(temporary)
+    data = pad_onnx(files["onnx"], 3 * MiB)  # a valid ONNX file: only its size is wrong
+
+    message = uploader.refusal(uploader.post(data))
+
+    assert "The file is 3.0 MiB; the limit is 1 MiB." in message
+    assert "Export a smaller model" in message and "SPECTRA_MAX_UPLOAD_MB" in message
+    assert (Artifact.objects.count(), Submission.objects.count(), EvaluationRun.objects.count()) == (0, 0, 0)
+    assert stored_files(media_root) == []
+    assert list(temporary.iterdir()) == []  # the 3 MiB went to a temporary file, removed after the request
+    assert send.call_count == 0
+
+
+def test_a_file_just_at_the_upload_limit_is_accepted(uploader: Uploader, files, settings, mini_dataset, send):
+    settings.SPECTRA_MAX_UPLOAD_BYTES = 1 * MiB
+    uploader.created_id(uploader.post(pad_onnx(files["onnx"], 1 * MiB)))
+    assert Artifact.objects.get().size == 1 * MiB
+
+
+def test_an_empty_upload_is_told_how_to_export(uploader: Uploader, files, mini_dataset, send):
+    message = uploader.refusal(uploader.post(files["empty"]))
+    assert "torch.onnx.export" in message
+
+
+# --- who may upload ----------------------------------------------------------------------------------
+
+
+def test_anonymous_users_are_sent_to_the_login_page_by_the_form(client, files, mini_dataset, send):
+    assert client.get(reverse("submit")).url == "/accounts/login/?next=/submit/"
+    response = client.post(reverse("submit"), {
+        "benchmark": "mini", "format": "onnx", "input_size": INPUT_SIZE, "file": SimpleUploadedFile("d.onnx", files["onnx"]),
+    })
+    assert response.status_code == 302 and response.url == "/accounts/login/?next=/submit/"
+    assert (Artifact.objects.count(), Submission.objects.count()) == (0, 0)
+
+
+@pytest.mark.parametrize("authorization", [None, "Token 0123456789abcdef0123456789abcdef01234567"])
+def test_the_api_refuses_uploads_without_a_valid_token(files, mini_dataset, send, media_root, authorization):
+    headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+    response = Client().post(reverse("api:submission-create"), {
+        "benchmark": "mini", "format": "onnx", "input_size": INPUT_SIZE, "file": SimpleUploadedFile("d.onnx", files["onnx"]),
+    }, **headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Token"
+    body = response.json()
+    assert set(body) == {"message", "extra"} and body["extra"] == {}
+    assert ("credentials were not provided" in body["message"]) if authorization is None else (
+        body["message"] == "Invalid token.")
+    assert (Artifact.objects.count(), Submission.objects.count()) == (0, 0)
+    assert stored_files(media_root) == [] and send.call_count == 0
+
+
+def test_an_api_upload_to_an_unknown_benchmark_is_a_400_in_the_error_shape(files, alice, mini_dataset, send):
+    token, _ = Token.objects.get_or_create(user=alice)
+    response = Client().post(reverse("api:submission-create"), {
+        "benchmark": "nope", "format": "onnx", "file": SimpleUploadedFile("d.onnx", files["onnx"]),
+    }, HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert response.status_code == 400
+    assert response.json() == {"message": "There is no benchmark 'nope'. Benchmarks: mini.", "extra": {}}
+    assert Artifact.objects.count() == 0
+
+
+def test_an_api_upload_with_missing_fields_lists_them(alice, mini_dataset, send):
+    token, _ = Token.objects.get_or_create(user=alice)
+    response = Client().post(reverse("api:submission-create"), {"format": "pickle"},
+                             HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["message"] == "Some fields are invalid."
+    assert set(body["extra"]["fields"]) == {"benchmark", "file", "format"}
+    assert "not a valid choice" in body["extra"]["fields"]["format"][0]
+
+
+# --- streaming ---------------------------------------------------------------------------------------
+
+
+def test_a_5_mib_form_upload_is_streamed_to_a_temporary_file_and_stored_intact(
+    alice_client, files, settings, mini_dataset, send, media_root,
+):
+    assert settings.FILE_UPLOAD_MAX_MEMORY_SIZE == 2 * MiB
+    assert settings.FILE_UPLOAD_HANDLERS == global_settings.FILE_UPLOAD_HANDLERS
+    assert settings.FILE_UPLOAD_HANDLERS[-1] == "django.core.files.uploadhandler.TemporaryFileUploadHandler"
+    data = pad_onnx(files["onnx"], 5 * MiB)
+    fields = {"name": "big", "benchmark": "mini", "format": "onnx", "input_size": INPUT_SIZE}
+
+    # The same multipart body, parsed by Django with the project's settings, arrives as a file on disk.
+    request = RequestFactory().post(reverse("submit"), {**fields, "file": SimpleUploadedFile("big.onnx", data)})
+    upload = request.FILES["file"]
+    assert isinstance(upload, TemporaryUploadedFile) and upload.size == 5 * MiB
+    upload.close()
+
+    response = alice_client.post(reverse("submit"), {**fields, "file": SimpleUploadedFile("big.onnx", data)})
+    assert response.status_code == 302, html.unescape(response.content.decode())[:2000]
+    artifact = Artifact.objects.get()
+    assert artifact.size == 5 * MiB and artifact.sha256 == hashlib.sha256(data).hexdigest()
+    assert (media_root / artifact.file.name).read_bytes() == data
