@@ -107,7 +107,8 @@ def workers(django_db_setup, django_db_blocker) -> Iterator[Workers]:
     celery = str(Path(sys.executable).with_name("celery"))
     for name, command, env in worker_commands(celery):
         if name == "platform worker":
-            env = {**platform_env(), "DATABASE_URL": database_url}
+            # No persistent connections, so the test database can be dropped as soon as the worker stops.
+            env = {**platform_env(), "DATABASE_URL": database_url, "DATABASE_CONN_MAX_AGE": "0"}
         else:
             assert env == evaluation_worker_env() and "DATABASE_URL" not in env
         log = (pair.logs / f"{name.replace(' ', '-')}.log").open("wb")
