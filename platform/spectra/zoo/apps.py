@@ -1,3 +1,4 @@
+"""Zoo pages: mirror the models_zoo registry's cards without importing torch (issue 5)."""
 from __future__ import annotations
 
 from django.apps import AppConfig
