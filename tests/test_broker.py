@@ -4,7 +4,12 @@ from __future__ import annotations
 import pytest
 
 from evalworker.broker import (
-    EVAL_QUEUE, PLATFORM_QUEUE, TASK_EVALUATE_SHARD, TASK_SHARD_DONE, TASK_SHARD_PROGRESS, celery_config,
+    EVAL_QUEUE,
+    PLATFORM_QUEUE,
+    TASK_EVALUATE_SHARD,
+    TASK_SHARD_DONE,
+    TASK_SHARD_PROGRESS,
+    celery_config,
 )
 
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -31,23 +28,6 @@ def onnx_files(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
     folder = tmp_path_factory.mktemp("api")
     return [detector_files.write_onnx(folder / f"{seed}.onnx", seed=seed, input_size=32).read_bytes()
             for seed in range(4)]
-
-
-@pytest.fixture(scope="module")
-def test_line_numbers(mini_root: Path) -> list[int]:
-    with (mini_root / "manifest.jsonl").open(encoding="utf-8") as handle:
-        return [i for i, line in enumerate(handle) if json.loads(line)["split"] == "test"]
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path: Path) -> None:
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-
-
-@pytest.fixture
-def send() -> Iterator[mock.MagicMock]:
-    with mock.patch("spectra.submissions.services.evaluation_run_send", autospec=True) as patched:
-        yield patched
 
 
 @pytest.fixture

@@ -3,10 +3,6 @@ locally served plotly.js, error pages in the site's layout, sign-up and API toke
 from __future__ import annotations
 
 import html
-import json
-from collections.abc import Iterator
-from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -27,23 +23,6 @@ LAYOUT = ('<header class="top">', '<a class="brand" href="/">Spectra</a>', "<foo
 @pytest.fixture(scope="module")
 def onnx_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return detector_files.write_onnx(tmp_path_factory.mktemp("pages") / "d.onnx", seed=7, input_size=32).read_bytes()
-
-
-@pytest.fixture(scope="module")
-def test_line_numbers(mini_root: Path) -> list[int]:
-    with (mini_root / "manifest.jsonl").open(encoding="utf-8") as handle:
-        return [i for i, line in enumerate(handle) if json.loads(line)["split"] == "test"]
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path: Path) -> None:
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-
-
-@pytest.fixture
-def send() -> Iterator[mock.MagicMock]:
-    with mock.patch("spectra.submissions.services.evaluation_run_send", autospec=True) as patched:
-        yield patched
 
 
 @pytest.fixture

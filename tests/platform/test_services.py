@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -26,18 +24,6 @@ GENERATORS = ("spectral", "upsample", "vae")
 @pytest.fixture(scope="module")
 def onnx_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return detector_files.write_onnx(tmp_path_factory.mktemp("svc") / "d.onnx", seed=4, input_size=64).read_bytes()
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path: Path) -> Path:
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    return tmp_path / "media"
-
-
-@pytest.fixture
-def send() -> Iterator[mock.MagicMock]:
-    with mock.patch("spectra.submissions.services.evaluation_run_send", autospec=True) as patched:
-        yield patched
 
 
 @pytest.fixture

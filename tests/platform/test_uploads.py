@@ -9,10 +9,8 @@ import hashlib
 import html
 import json
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from django.conf import global_settings
@@ -69,22 +67,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     out["random_bytes"] = b"\x00" + random.Random(0).randbytes(4095)
     out["empty"] = b""
     return out
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path: Path) -> Path:
-    """Each test stores artifacts in its own MEDIA_ROOT (default_storage follows the setting change)."""
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = str(root)
-    return root
-
-
-@pytest.fixture
-def send() -> Iterator[mock.MagicMock]:
-    """The only mock: the function that would put the ShardRequest on the broker."""
-    with mock.patch("spectra.submissions.services.evaluation_run_send", autospec=True) as patched:
-        yield patched
 
 
 @pytest.fixture

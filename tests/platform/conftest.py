@@ -1,0 +1,32 @@
+"""Fixtures of the platform tests that do not start workers."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path: Path) -> Path:
+    """Each test stores artifacts in its own MEDIA_ROOT (default_storage follows the setting change)."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = str(root)
+    return root
+
+
+@pytest.fixture
+def send() -> Iterator[mock.MagicMock]:
+    """The only mock: the function that would put the ShardRequest on the broker."""
+    with mock.patch("spectra.submissions.services.evaluation_run_send", autospec=True) as patched:
+        yield patched
+
+
+@pytest.fixture(scope="module")
+def test_line_numbers(mini_root: Path) -> list[int]:
+    """0-based manifest line numbers of the mini benchmark's test rows."""
+    with (mini_root / "manifest.jsonl").open(encoding="utf-8") as handle:
+        return [i for i, line in enumerate(handle) if json.loads(line)["split"] == "test"]
