@@ -23,7 +23,7 @@ class DatasetOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Dataset
-        fields = ["variant", "manifest_sha256", "is_current", "licence", "citation", "created", "subsets"]
+        fields = ["variant", "manifest_sha256", "is_current", "licence", "citation", "created", "subsets", "audit"]
 
 
 class BenchmarkOutput(serializers.ModelSerializer):

@@ -28,6 +28,7 @@ class Dataset(models.Model):
     licence = models.TextField(blank=True)
     citation = models.TextField(blank=True)
     is_current = models.BooleanField(default=True, help_text="The version new submissions are evaluated on.")
+    audit = models.JSONField(default=dict, blank=True, help_text="Bias audit (evaluation.datasets.audit), computed at registration.")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.db import transaction
 
+from evaluation.datasets.audit import audit_rows
 from evaluation.datasets.manifest import manifest_sha256, read_manifest, subset_counts
 from spectra.benchmarks.models import Benchmark, Dataset, Subset
 from spectra.core.errors import ApplicationError
@@ -34,8 +35,19 @@ def dataset_register(
         benchmark=benchmark, variant=variant, manifest_sha256=sha, root=str(root), licence=licence, citation=citation
     )
     counts = subset_counts(read_manifest(manifest))
+    dataset_audit(dataset=dataset)
     Subset.objects.bulk_create(
         Subset(dataset=dataset, generator=generator or "", split=split, n_real=c.get(0, 0), n_generated=c.get(1, 0))
         for (generator, split), c in sorted(counts.items(), key=lambda item: (item[0][1], item[0][0] or ""))
     )
     return dataset
+
+
+def dataset_audit(*, dataset: Dataset) -> dict:
+    """(Re)compute and store the bias audit of ``dataset`` from its manifest, streamed."""
+    manifest = Path(dataset.root) / "manifest.jsonl"
+    if not manifest.is_file():
+        raise ApplicationError(f"{manifest} is missing; the dataset's folder has moved or was deleted.")
+    dataset.audit = audit_rows(read_manifest(manifest))
+    dataset.save(update_fields=["audit"])
+    return dataset.audit

@@ -17,5 +17,26 @@ def benchmark_detail(request: HttpRequest, slug: str) -> HttpResponse:
         benchmark = benchmark_get(slug=slug)
     except ApplicationError as error:
         raise Http404(error.message) from None
-    datasets = benchmark.datasets.prefetch_related("subsets")
-    return render(request, "benchmarks/detail.html", {"benchmark": benchmark, "datasets": datasets})
+    datasets = list(benchmark.datasets.prefetch_related("subsets"))
+    charts = {d.pk: audit_charts(d.audit) for d in datasets if d.audit}
+    return render(request, "benchmarks/detail.html", {"benchmark": benchmark, "datasets": datasets, "charts": charts})
+
+
+def _bars(distributions: dict, key: str, limit: int) -> dict:
+    """Grouped bars of one distribution (share of each group's images), the ``limit`` most common values."""
+    totals: dict[str, int] = {}
+    for counts in distributions.values():
+        for value, n in counts[key].items():
+            totals[value] = totals.get(value, 0) + n
+    values = sorted(totals, key=lambda v: -totals[v])[:limit]
+    traces = []
+    for group, counts in distributions.items():
+        n = sum(counts[key].values()) or 1
+        traces.append({"type": "bar", "name": group, "x": values, "y": [counts[key].get(v, 0) / n for v in values]})
+    return {"data": traces, "layout": {"barmode": "group", "title": {"text": key}, "yaxis": {"title": "share"},
+                                       "xaxis": {"type": "category"}, "margin": {"t": 40}, "height": 320}}
+
+
+def audit_charts(audit: dict) -> dict:
+    distributions = audit.get("distributions", {})
+    return {"quality": _bars(distributions, "quality", 20), "size": _bars(distributions, "size", 20)}
