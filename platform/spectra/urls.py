@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from spectra.benchmarks import downloads
 from spectra.benchmarks import views as benchmark_views
 from spectra.leaderboards import views as leaderboard_views
 from spectra.submissions import views as submission_views
@@ -11,6 +12,9 @@ from spectra.submissions import views as submission_views
 urlpatterns = [
     path("", benchmark_views.home, name="home"),
     path("benchmarks/<slug:slug>/", benchmark_views.benchmark_detail, name="benchmark-detail"),
+    path("datasets/<str:manifest_sha256>/archives/<str:split>.tar", downloads.archive, name="dataset-archive"),
+    path("datasets/<str:manifest_sha256>/SHA256SUMS", downloads.checksums, name="dataset-checksums"),
+    path("datasets/<str:manifest_sha256>/manifest.jsonl", downloads.manifest, name="dataset-manifest"),
     path("leaderboards/<slug:slug>/", leaderboard_views.leaderboard, name="leaderboard"),
     path("submit/", submission_views.submit, name="submit"),
     path("submissions/", submission_views.my_submissions, name="my-submissions"),

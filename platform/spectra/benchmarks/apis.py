@@ -23,7 +23,8 @@ class DatasetOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Dataset
-        fields = ["variant", "manifest_sha256", "is_current", "licence", "citation", "created", "subsets", "audit"]
+        fields = ["variant", "manifest_sha256", "is_current", "licence", "citation", "created", "subsets", "audit",
+                  "hidden_splits", "archives"]
 
 
 class BenchmarkOutput(serializers.ModelSerializer):

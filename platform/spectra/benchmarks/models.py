@@ -28,6 +28,8 @@ class Dataset(models.Model):
     licence = models.TextField(blank=True)
     citation = models.TextField(blank=True)
     is_current = models.BooleanField(default=True, help_text="The version new submissions are evaluated on.")
+    hidden_splits = models.JSONField(default=list, blank=True, help_text='Splits whose labels never leave the server, e.g. ["test"].')
+    archives = models.JSONField(default=list, blank=True, help_text="Download archives: split, name, sha256, size, images, hidden.")
     audit = models.JSONField(default=dict, blank=True, help_text="Bias audit (evaluation.datasets.audit), computed at registration.")
     created = models.DateTimeField(auto_now_add=True)
 

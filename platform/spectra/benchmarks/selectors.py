@@ -34,3 +34,10 @@ def subset_list(*, dataset: Dataset, split: str | None = None) -> QuerySet[Subse
 def split_size(*, dataset: Dataset, split: str) -> int:
     """Images in ``split``: the shared real pool is counted once."""
     return sum(s.n_real + s.n_generated for s in subset_list(dataset=dataset, split=split))
+
+
+def dataset_get(*, manifest_sha256: str) -> Dataset:
+    try:
+        return Dataset.objects.select_related("benchmark").get(manifest_sha256=manifest_sha256)
+    except Dataset.DoesNotExist:
+        raise NotFoundError(f"There is no dataset version {manifest_sha256[:64]!r}.") from None

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from django.db import transaction
 
+from evaluation.datasets.archives import build_archives
 from evaluation.datasets.audit import audit_rows
 from evaluation.datasets.manifest import manifest_sha256, read_manifest, subset_counts
 from spectra.benchmarks.models import Benchmark, Dataset, Subset
@@ -20,7 +21,8 @@ def benchmark_upsert(*, slug: str, name: str, description: str, is_synthetic: bo
 
 @transaction.atomic
 def dataset_register(
-    *, benchmark: Benchmark, root: Path, variant: str = "original", licence: str = "", citation: str = ""
+    *, benchmark: Benchmark, root: Path, variant: str = "original", licence: str = "", citation: str = "",
+    hidden_splits: tuple[str, ...] = ("test",),
 ) -> Dataset:
     """Register the dataset version in ``root`` (images + manifest.jsonl) and make it current."""
     manifest = root / "manifest.jsonl"
@@ -32,7 +34,8 @@ def dataset_register(
         return existing
     Dataset.objects.filter(benchmark=benchmark, variant=variant, is_current=True).update(is_current=False)
     dataset = Dataset.objects.create(
-        benchmark=benchmark, variant=variant, manifest_sha256=sha, root=str(root), licence=licence, citation=citation
+        benchmark=benchmark, variant=variant, manifest_sha256=sha, root=str(root), licence=licence, citation=citation,
+        hidden_splits=list(hidden_splits),
     )
     counts = subset_counts(read_manifest(manifest))
     dataset_audit(dataset=dataset)
@@ -51,3 +54,11 @@ def dataset_audit(*, dataset: Dataset) -> dict:
     dataset.audit = audit_rows(read_manifest(manifest))
     dataset.save(update_fields=["audit"])
     return dataset.audit
+
+
+def dataset_archives_build(*, dataset: Dataset) -> list[dict]:
+    """Write the per-split download archives and their SHA-256 sums; hidden splits carry no labels."""
+    archives = build_archives(Path(dataset.root), dataset.manifest_sha256, hidden_splits=frozenset(dataset.hidden_splits))
+    dataset.archives = [a.__dict__ for a in archives]
+    dataset.save(update_fields=["archives"])
+    return dataset.archives

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from spectra.benchmarks.models import Dataset
-from spectra.benchmarks.services import benchmark_upsert, dataset_register
+from spectra.benchmarks.services import benchmark_upsert, dataset_archives_build, dataset_register
 
 SLUG = "mini"
 
@@ -25,6 +25,7 @@ class Command(BaseCommand):
         current = Dataset.objects.filter(benchmark__slug=SLUG, variant="original", is_current=True).first()
         if current and Path(current.root, "manifest.jsonl").is_file() and not force:
             self.stdout.write(f"The mini benchmark is up to date ({current.manifest_sha256[:12]}); --force rebuilds it.")
+            self._archives(current)
             return
         # torch is imported here, not at module level: the web process loads every command's module.
         from evaluation.datasets.mini import MINI_DESCRIPTION, MINI_LICENCE, build_mini_benchmark
@@ -42,7 +43,13 @@ class Command(BaseCommand):
             slug=SLUG, name="Mini (synthetic)", description=MINI_DESCRIPTION, is_synthetic=True
         )
         dataset = dataset_register(benchmark=benchmark, root=final, licence=MINI_LICENCE)
+        self._archives(dataset)
         self._summarise(dataset, summary.seconds)
+
+    def _archives(self, dataset: Dataset) -> None:
+        if not dataset.archives:
+            self.stdout.write("  writing download archives and SHA256SUMS")
+            dataset_archives_build(dataset=dataset)
 
     def _summarise(self, dataset: Dataset, seconds: float) -> None:
         self.stdout.write(self.style.SUCCESS(f"Built the mini benchmark in {seconds:.0f} s: {dataset.root}"))

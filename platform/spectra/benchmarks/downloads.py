@@ -1,0 +1,59 @@
+"""Dataset downloads: per-split archives (resumable), their SHA-256 sums, and the public manifest.
+
+A hidden split's labels never leave the server: its archive holds opaque ids, and its rows are left out
+of the manifest download entirely.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+
+from evaluation.datasets.archives import ARCHIVE_DIR, SUMS_NAME
+from evaluation.datasets.manifest import read_manifest
+from spectra.benchmarks.models import Dataset
+from spectra.benchmarks.selectors import dataset_get
+from spectra.core.downloads import ranged_file_response
+from spectra.core.errors import NotFoundError
+
+
+def _dataset(manifest_sha256: str) -> Dataset:
+    try:
+        return dataset_get(manifest_sha256=manifest_sha256)
+    except NotFoundError as error:
+        raise Http404(error.message) from None
+
+
+def archive(request: HttpRequest, manifest_sha256: str, split: str) -> HttpResponse:
+    dataset = _dataset(manifest_sha256)
+    entry = next((a for a in dataset.archives if a["split"] == split), None)
+    if entry is None:
+        splits = ", ".join(a["split"] for a in dataset.archives) or "none built yet"
+        raise Http404(f"This dataset version has no archive for split {split!r}. Archives: {splits}.")
+    path = Path(dataset.root) / ARCHIVE_DIR / entry["name"]
+    name = f"{dataset.benchmark.slug}-{dataset.variant}-{manifest_sha256[:12]}-{entry['name']}"
+    return ranged_file_response(request, path, filename=name, etag=entry["sha256"], content_type="application/x-tar")
+
+
+def checksums(request: HttpRequest, manifest_sha256: str) -> HttpResponse:
+    dataset = _dataset(manifest_sha256)
+    path = Path(dataset.root) / ARCHIVE_DIR / SUMS_NAME
+    if not dataset.archives or not path.is_file():
+        raise Http404("No archives have been built for this dataset version yet.")
+    return HttpResponse(path.read_text(encoding="ascii"), content_type="text/plain; charset=us-ascii")
+
+
+def _public_lines(dataset: Dataset) -> Iterator[bytes]:
+    hidden = set(dataset.hidden_splits)
+    for row in read_manifest(Path(dataset.root) / "manifest.jsonl"):
+        if row.split not in hidden:
+            yield row.to_line()
+
+
+def manifest(request: HttpRequest, manifest_sha256: str) -> HttpResponse:
+    dataset = _dataset(manifest_sha256)
+    response = StreamingHttpResponse(_public_lines(dataset), content_type="application/jsonl")
+    suffix = "-public" if dataset.hidden_splits else ""
+    response["Content-Disposition"] = f'attachment; filename="manifest-{manifest_sha256[:12]}{suffix}.jsonl"'
+    return response
