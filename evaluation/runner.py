@@ -15,7 +15,7 @@ from pathlib import Path
 
 import fsspec
 
-from evaluation.datasets.images import image_batches, rows_of_split, url_sha256
+from evaluation.datasets.images import centre_crops, image_batches, rows_of_split, url_sha256
 from evaluation.detectors.formats import ArtifactFormat
 from evaluation.detectors.loading import load_detector, pick_device, probe_detector
 from evaluation.errors import DatasetError, EvaluationError, PlatformFault, UserFault
@@ -83,10 +83,12 @@ def _execute(request: ShardRequest, sink: ProgressSink) -> tuple[dict, list[int]
         )
     probe_detector(detector)
     timings["load_s"] = time.perf_counter() - started
+    crops = centre_crops(request.dataset_root_url)
     data = ShardData(
         rows=rows,
         batches=lambda: image_batches(
-            request.dataset_root_url, iter(rows), size=request.input_size, batch_size=int(config["batch_size"])
+            request.dataset_root_url, iter(rows), size=request.input_size, batch_size=int(config["batch_size"]),
+            crops=crops,
         ),
     )
     result = protocol.run(detector, data, config, throttle)

@@ -7,6 +7,7 @@ evaluation worker needs neither the database nor a shared disk.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -61,13 +62,34 @@ def count_split(manifest_url: str, split: str) -> int:
         return sum(1 for row in read_manifest_stream(handle) if row.split == split)
 
 
-def decode_image(handle: BinaryIO, size: int, where: str) -> torch.Tensor:
-    """RGB float32 3×size×size in [0, 1]; bilinear resize with antialiasing when the size differs."""
+def centre_crops(root_url: str) -> dict[str, int]:
+    """Per-generator centre crops a dataset version asks for in its dataset.json (the unbiased recipe)."""
+    try:
+        with fsspec.open(f"{root_url.rstrip('/')}/dataset.json", "rt", encoding="utf-8") as handle:
+            spec = json.load(handle)
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"dataset.json of {root_url} is not valid JSON: {error}") from None
+    return {str(k): int(v) for k, v in spec.get("centre_crop", {}).items()}
+
+
+def centre_crop(image: Image.Image, side: int) -> Image.Image:
+    """The central side×side square (or the whole image along an axis shorter than ``side``)."""
+    width, height = image.size
+    left, top = max((width - side) // 2, 0), max((height - side) // 2, 0)
+    return image.crop((left, top, left + min(side, width), top + min(side, height)))
+
+
+def decode_image(handle: BinaryIO, size: int, where: str, crop: int | None = None) -> torch.Tensor:
+    """RGB float32 3×size×size in [0, 1]: optional centre crop, then bilinear resize when the size differs."""
     try:
         with Image.open(handle) as image:
             rgb = image.convert("RGB")
     except (UnidentifiedImageError, OSError) as error:
         raise DatasetError(f"cannot decode {where}: {error}") from None
+    if crop:
+        rgb = centre_crop(rgb, crop)
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
     array = np.asarray(rgb, dtype=np.float32) / 255.0
@@ -75,9 +97,10 @@ def decode_image(handle: BinaryIO, size: int, where: str) -> torch.Tensor:
 
 
 def image_batches(
-    root_url: str, rows: Iterator[IndexedRow], *, size: int, batch_size: int
+    root_url: str, rows: Iterator[IndexedRow], *, size: int, batch_size: int, crops: dict[str, int] | None = None
 ) -> Iterator[tuple[list[IndexedRow], torch.Tensor]]:
     """Decoded batches of at most ``batch_size`` images with the rows they came from."""
+    crops = crops or {}
     root = root_url.rstrip("/")
     batch_rows: list[IndexedRow] = []
     tensors: list[torch.Tensor] = []
@@ -85,7 +108,8 @@ def image_batches(
         url = f"{root}/{indexed.row.path}"
         try:
             with fsspec.open(url, "rb") as handle:
-                tensors.append(decode_image(handle, size, indexed.row.path))
+                crop = crops.get(indexed.row.generator or "")
+                tensors.append(decode_image(handle, size, indexed.row.path, crop))
         except FileNotFoundError:
             raise DatasetError(f"image {indexed.row.path} is missing from the dataset") from None
         batch_rows.append(indexed)
