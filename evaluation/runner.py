@@ -15,7 +15,8 @@ from pathlib import Path
 
 import fsspec
 
-from evaluation.datasets.images import centre_crops, image_batches, rows_of_split, url_sha256
+from evaluation.datasets.images import image_batches, rows_of_split, url_sha256
+from evaluation.datasets.manifest import centre_crops
 from evaluation.detectors.formats import ArtifactFormat
 from evaluation.detectors.loading import load_detector, pick_device, probe_detector
 from evaluation.errors import DatasetError, EvaluationError, PlatformFault, UserFault

@@ -10,21 +10,24 @@ never with the number of images.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from evaluation.datasets.manifest import ManifestRow
 
-AUDIT_VERSION = 1
+AUDIT_VERSION = 2  # v2: sizes after the centre crop of dataset.json
 BIASED_AT = 0.75  # balanced accuracy from one nuisance feature at or above which a dataset is called biased
 CLEAN_BELOW = 0.60  # ... and below which (for every feature) it is called clean
 FEATURES = ("quality", "size")
 
 
-def feature_value(row: ManifestRow, feature: str) -> str:
+def feature_value(row: ManifestRow, feature: str, crop: int | None = None) -> str:
+    """The nuisance feature as a detector sees it: the size after the version's centre crop, if any."""
     if feature == "quality":
         return f"{row.format}:{row.jpeg_quality}" if row.jpeg_quality is not None else row.format
+    if crop:
+        return f"{min(row.width, crop)}x{min(row.height, crop)}"
     return f"{row.width}x{row.height}"
 
 
@@ -72,17 +75,23 @@ def _verdict(scores: dict[str, float | None]) -> str:
     return "clean" if max(known) < CLEAN_BELOW else "some bias"
 
 
-def audit_rows(rows: Iterable[ManifestRow]) -> dict[str, Any]:
-    """The audit as plain JSON data: distributions per (label, generator) and the one-feature verdict."""
+def audit_rows(rows: Iterable[ManifestRow], crops: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The audit as plain JSON data: distributions per (label, generator) and the one-feature verdict.
+
+    ``crops`` (generator -> side) are the centre crops the version asks for at load time (its dataset.json);
+    sizes are audited after them, because that is the size a detector is given.
+    """
+    crops = crops or {}
     tallies = {feature: _Tally() for feature in FEATURES}
     distributions: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     for row in rows:
         group = f"{'generated' if row.label else 'real'}/{row.generator or 'shared'}"
         distributions[group]["format"][row.format] += 1
         distributions[group]["quality"][str(row.jpeg_quality) if row.jpeg_quality is not None else "none"] += 1
-        distributions[group]["size"][feature_value(row, "size")] += 1
+        crop = crops.get(row.generator or "")
+        distributions[group]["size"][feature_value(row, "size", crop)] += 1
         for feature, tally in tallies.items():
-            tally.add(row.split, feature_value(row, feature), row.label)
+            tally.add(row.split, feature_value(row, feature, crop), row.label)
     scores = {
         feature: balanced_accuracy(tally.counts.get("train", {}), tally.counts.get("test", {}))
         for feature, tally in tallies.items()

@@ -26,7 +26,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import Pool
@@ -96,7 +96,7 @@ class ScanSummary:
 
 
 @dataclass(frozen=True)
-class _Item:
+class ImageItem:
     """One image file found by the walk, with what its path says about it."""
 
     path: str  # relative to the root, '/' separators
@@ -105,11 +105,11 @@ class _Item:
     label: int
 
 
-def _classify(parts: tuple[str, ...]) -> _Item | None:
+def _classify(parts: tuple[str, ...]) -> ImageItem | None:
     # Only these two shapes are dataset images; anything else (READMEs, our own manifest) is ignored.
     if len(parts) not in (4, 5) or parts[-3] not in SPLITS or parts[-2] not in LABELS:
         return None
-    return _Item("/".join(parts), parts[0], SPLITS[parts[-3]], LABELS[parts[-2]])
+    return ImageItem("/".join(parts), parts[0], SPLITS[parts[-3]], LABELS[parts[-2]])
 
 
 def _sorted_entries(folder: str) -> list[os.DirEntry[str]]:
@@ -118,7 +118,7 @@ def _sorted_entries(folder: str) -> list[os.DirEntry[str]]:
         return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
 
 
-def _walk(folder: str, parts: tuple[str, ...] = ()) -> Iterator[_Item]:
+def _walk(folder: str, parts: tuple[str, ...] = ()) -> Iterator[ImageItem]:
     """The dataset images under ``folder`` in sorted order, lazily."""
     for entry in _sorted_entries(folder):
         here = parts + (entry.name,)
@@ -149,13 +149,13 @@ def check_layout(root: Path) -> None:
                        f"with ai/ and nature/ inside. {EXPECTED_LAYOUT}")
 
 
-def _describe(task: tuple[str, _Item]) -> tuple[str, bool, bytes]:
+def _describe(task: tuple[str, ImageItem]) -> tuple[str, bool, bytes]:
     """Runs in a pool worker: the image's path, then (True, manifest line) or (False, known-bad line)."""
     ok, line = _describe_file(*task)
     return task[1].path, ok, line
 
 
-def _describe_file(root: str, item: _Item) -> tuple[bool, bytes]:
+def _describe_file(root: str, item: ImageItem) -> tuple[bool, bytes]:
     try:
         data = Path(root, item.path).read_bytes()
         if not data:
@@ -230,7 +230,7 @@ def _open_partial(path: Path, keep_bytes: int) -> IO[bytes]:
 
 
 @contextmanager
-def _described(tasks: Iterator[tuple[str, _Item]], workers: int) -> Iterator[Iterator[tuple[str, bool, bytes]]]:
+def _described(tasks: Iterator[tuple[str, ImageItem]], workers: int) -> Iterator[Iterator[tuple[str, bool, bytes]]]:
     if workers <= 1:
         yield map(_describe, tasks)
         return
@@ -259,7 +259,7 @@ def _write_results(
                 raise _SimulatedCrash(f"simulated crash after {crash_after} images")
 
 
-def _skip_done(items: Iterator[_Item], state: dict[str, Any]) -> Iterator[_Item]:
+def _skip_done(items: Iterator[ImageItem], state: dict[str, Any]) -> Iterator[ImageItem]:
     """Skip the images an unfinished scan already wrote, checking the folder still lists them the same way."""
     done = state["processed"]
     if done:
@@ -287,13 +287,23 @@ def scan_genimage(
     of the manifest; they do not stop the scan. An interrupted scan resumes where its last record says.
     ``_crash_after`` is a test hook that stops the scan like a crash after that many images.
     """
+    root = Path(root).resolve()
+    check_layout(root)
+    return scan_images(root, out_dir, _walk, workers=workers, progress=progress, flush_every=flush_every,
+                       _crash_after=_crash_after)
+
+
+def scan_images(
+    root: Path, out_dir: Path, walk: Callable[[str], Iterator[ImageItem]], *, workers: int = 2,
+    progress: bool = True, flush_every: int = FLUSH_EVERY, _crash_after: int | None = None,
+) -> ScanSummary:
+    """The scan behind every importer: ``walk(root)`` yields the images in a fixed order; the rest is shared."""
     started = time.monotonic()
     root, out_dir = Path(root).resolve(), Path(out_dir)
-    check_layout(root)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = _load_state(out_dir, root)
     resumed_from = state["processed"]
-    items = _skip_done(_walk(str(root)), state)
+    items = _skip_done(walk(str(root)), state)
     tasks = ((str(root), item) for item in items)
     with _open_partial(out_dir / (MANIFEST + PARTIAL), state["manifest_bytes"]) as rows, \
             _open_partial(out_dir / (KNOWN_BAD + PARTIAL), state["known_bad_bytes"]) as bad:

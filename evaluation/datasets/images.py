@@ -7,7 +7,6 @@ evaluation worker needs neither the database nor a shared disk.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -60,18 +59,6 @@ def rows_of_split(manifest_url: str, split: str, first: int, last: int) -> Itera
 def count_split(manifest_url: str, split: str) -> int:
     with fsspec.open(manifest_url, "rb") as handle:
         return sum(1 for row in read_manifest_stream(handle) if row.split == split)
-
-
-def centre_crops(root_url: str) -> dict[str, int]:
-    """Per-generator centre crops a dataset version asks for in its dataset.json (the unbiased recipe)."""
-    try:
-        with fsspec.open(f"{root_url.rstrip('/')}/dataset.json", "rt", encoding="utf-8") as handle:
-            spec = json.load(handle)
-    except FileNotFoundError:
-        return {}
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"dataset.json of {root_url} is not valid JSON: {error}") from None
-    return {str(k): int(v) for k, v in spec.get("centre_crop", {}).items()}
 
 
 def centre_crop(image: Image.Image, side: int) -> Image.Image:

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import fsspec
+
 from evaluation.errors import DatasetError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -181,3 +183,15 @@ def subset_counts(rows: Iterable[ManifestRow]) -> dict[tuple[str | None, str], d
         per_label = counts.setdefault((row.generator, row.split), {LABEL_REAL: 0, LABEL_GENERATED: 0})
         per_label[row.label] += 1
     return counts
+
+
+def centre_crops(root_url: str) -> dict[str, int]:
+    """Per-generator centre crops a dataset version asks for in its dataset.json (the unbiased recipe)."""
+    try:
+        with fsspec.open(f"{root_url.rstrip('/')}/dataset.json", "rt", encoding="utf-8") as handle:
+            spec = json.load(handle)
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"dataset.json of {root_url} is not valid JSON: {error}") from None
+    return {str(k): int(v) for k, v in spec.get("centre_crop", {}).items()}

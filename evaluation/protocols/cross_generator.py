@@ -2,7 +2,12 @@
 
 A generator subset is that generator's generated images plus the real images that belong to it: real
 rows naming the generator (GenImage's per-generator ``nature`` folders) and real rows of the shared pool
-(generator null, as in the mini benchmark). "mean" is the unweighted mean over generator subsets.
+(generator null, as in the mini benchmark); when a dataset has neither (Faces-HQ, whose real images come
+from sources of their own), every real image. A real source that no generator names (CelebA-HQ, FFHQ)
+gets a subset of its own, with its accuracy on real images. "mean" is the unweighted mean over the
+generator subsets only.
+
+v2: added the all-real pairing and the real-source subsets (v1 datasets give the same numbers).
 """
 from __future__ import annotations
 
@@ -16,18 +21,28 @@ from evaluation.protocols.base import ProgressCallback, Protocol, ProtocolResult
 MEAN_SUBSET = "mean"
 
 
+def _real_pool(labels: np.ndarray, gen: np.ndarray, name: str) -> np.ndarray:
+    """The real images a generator is judged against (see the module docstring)."""
+    real = labels == 0
+    own_or_shared = real & ((gen == name) | (gen == ""))
+    return own_or_shared if own_or_shared.any() or (real & (gen == "")).any() else real
+
+
 def subset_metrics(
     labels: np.ndarray, scores: np.ndarray, generators: list[str | None], threshold: float
 ) -> dict[str, dict[str, float | None]]:
     """Metrics per generator subset plus their mean, from aligned labels, scores and generators."""
-    names = sorted({g for g, y in zip(generators, labels, strict=True) if y == 1 and g is not None})
     gen = np.array([g if g is not None else "" for g in generators], dtype=object)
-    shared_real = (labels == 0) & (gen == "")
+    names = sorted({g for g in gen[labels == 1] if g})
     per_subset: dict[str, dict[str, float | None]] = {}
     for name in names:
-        mask = (gen == name) | shared_real
+        mask = ((gen == name) & (labels == 1)) | _real_pool(labels, gen, name)
         per_subset[name] = detection_metrics(labels[mask], scores[mask], threshold=threshold)
-    per_subset[MEAN_SUBSET] = mean_of_subsets(per_subset, METRIC_NAMES)
+    mean = mean_of_subsets(per_subset, METRIC_NAMES)
+    for source in sorted({g for g in gen[labels == 0] if g} - set(names)):
+        mask = (gen == source) & (labels == 0)
+        per_subset[source] = detection_metrics(labels[mask], scores[mask], threshold=threshold)
+    per_subset[MEAN_SUBSET] = mean
     return per_subset
 
 
@@ -52,7 +67,7 @@ def run(detector: Any, data: ShardData, config: dict[str, Any], progress: Progre
 PROTOCOL = register(
     Protocol(
         name="cross-generator",
-        version=1,
+        version=2,
         title="Cross-generator accuracy, AP and ROC-AUC",
         needs=frozenset({"outputs"}),
         default_config={"threshold": DEFAULT_THRESHOLD, "batch_size": 32},

@@ -74,3 +74,15 @@ def test_balanced_accuracy_equals_sklearn_on_the_lookup_predictions() -> None:
 def test_without_both_labels_in_test_the_verdict_is_unknown() -> None:
     rows = [r for r in _matched_rows() if not (r.split == "test" and r.label == 1)]
     assert audit_rows(rows)["verdict"] == "unknown"
+
+
+def test_sizes_are_audited_after_the_versions_centre_crop() -> None:
+    # Real sizes vary inside a window, generated ones are fixed: biased by size, until both are cropped to 240.
+    rows = [
+        _row(i, label, "train" if i < 120 else "test", "JPEG", 96, (240 + i % 20) if label == 0 else 256, "g")
+        for i in range(200) for label in (0, 1)
+    ]
+    assert audit_rows(rows)["one_feature_accuracy"]["size"] > 0.9
+    cropped = audit_rows(rows, crops={"g": 240})
+    assert cropped["one_feature_accuracy"]["size"] == 0.5 and cropped["verdict"] == "clean"
+    assert cropped["distributions"]["real/g"]["size"] == {"240x240": 200}

@@ -28,3 +28,18 @@ def test_the_registry_names_protocols_and_suggests_close_names() -> None:
     assert get_protocol("cross-generator").version >= 1
     with pytest.raises(UnknownProtocolError, match="cross-generator"):
         get_protocol("cross_generatr")
+
+
+def test_sources_without_a_shared_pool_pair_each_generator_with_every_real_image() -> None:
+    # Faces-HQ: two real sources, two generated ones, no shared pool.
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.1, 0.6, 0.2, 0.3, 0.9, 0.4, 0.8, 0.7])
+    generators = ["celeba", "celeba", "ffhq", "ffhq", "tpdne", "tpdne", "100k", "100k"]
+    metrics = subset_metrics(labels, scores, generators, threshold=0.5)
+    assert set(metrics) == {"100k", "tpdne", "celeba", "ffhq", "mean"}
+    reals = [0.1, 0.6, 0.2, 0.3]
+    assert metrics["tpdne"]["roc_auc"] == pytest.approx(roc_auc_score([0, 0, 0, 0, 1, 1], reals + [0.9, 0.4]))
+    assert metrics["celeba"]["acc_real"] == 0.5 and metrics["celeba"]["acc_generated"] is None
+    assert metrics["ffhq"]["acc_real"] == 1.0
+    # The mean runs over generator subsets only.
+    assert metrics["mean"]["acc_generated"] == pytest.approx((0.5 + 1.0) / 2)

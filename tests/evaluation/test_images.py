@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluation.datasets.images import centre_crops, decode_image
+from evaluation.datasets.images import decode_image
+from evaluation.datasets.manifest import centre_crops
 from evaluation.errors import DatasetError
 
 

@@ -108,9 +108,9 @@ def test_upsample_family_has_periodic_spectral_peaks(
 
 
 def test_same_seed_gives_the_same_manifest_and_another_seed_does_not(tmp_path: Path) -> None:
-    first = build_mini_benchmark(tmp_path / "a", seed=0, vae_steps=5)
-    second = build_mini_benchmark(tmp_path / "b", seed=0, vae_steps=5)
-    other = build_mini_benchmark(tmp_path / "c", seed=1, vae_steps=5)
+    first = build_mini_benchmark(tmp_path / "a", seed=0, vae_steps=5, gan_steps=2)
+    second = build_mini_benchmark(tmp_path / "b", seed=0, vae_steps=5, gan_steps=2)
+    other = build_mini_benchmark(tmp_path / "c", seed=1, vae_steps=5, gan_steps=2)
     assert first.manifest_sha256 == second.manifest_sha256
     assert (tmp_path / "a" / "manifest.jsonl").read_bytes() == (tmp_path / "b" / "manifest.jsonl").read_bytes()
     assert other.manifest_sha256 != first.manifest_sha256
@@ -126,10 +126,10 @@ def test_an_existing_build_is_not_silently_overwritten(
 
 
 def test_overwrite_replaces_only_the_build(tmp_path: Path) -> None:
-    build_mini_benchmark(tmp_path, vae_steps=2)
+    build_mini_benchmark(tmp_path, vae_steps=2, gan_steps=2)
     (tmp_path / "images" / "stray.png").write_bytes(b"x")
     (tmp_path / "keep.txt").write_text("mine")
-    build_mini_benchmark(tmp_path, vae_steps=2, overwrite=True)
+    build_mini_benchmark(tmp_path, vae_steps=2, gan_steps=2, overwrite=True)
     assert not (tmp_path / "images" / "stray.png").exists()
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
@@ -183,3 +183,39 @@ def test_power_law_fit_recovers_a_known_exponent() -> None:
         tiles.append(Tile("p", 0, i, np.repeat(gray[:, :, None], 3, axis=2)))
     exponents = fit_power_law(tiles)
     assert np.allclose(exponents[:, 0], 1.5, atol=0.1), exponents
+
+
+def test_a_blend_of_a_tile_with_itself_is_the_tile() -> None:
+    # Laplacian pyramids reconstruct exactly, so whatever the mask, blending identical tiles gives them back.
+    from evaluation.datasets.mini.generators import blend_images
+    from evaluation.datasets.mini.photos import Tile
+
+    pixels = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    same = [Tile("p", 0, 0, pixels), Tile("p", 0, 64, pixels.copy())]
+    out = blend_images(same, 3, np.random.default_rng(2))
+    assert out.shape == (3, 64, 64, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - pixels.astype(int)).max() <= 1
+
+
+def test_a_blend_of_two_tiles_mixes_them_region_by_region() -> None:
+    from evaluation.datasets.mini.generators import blend_images
+    from evaluation.datasets.mini.photos import Tile
+
+    dark, bright = np.full((64, 64, 3), 20, np.uint8), np.full((64, 64, 3), 220, np.uint8)
+    [out] = blend_images([Tile("p", 0, 0, dark), Tile("p", 0, 64, bright)], 1, np.random.default_rng(3))
+    values = out[..., 0].astype(int)
+    assert values.min() <= 40 and values.max() >= 200  # both sources show through in their own regions
+    assert 20 <= values.mean() <= 220
+
+
+def test_the_gan_samples_are_deterministic_per_split_stream() -> None:
+    from evaluation.datasets.mini.generators import PriorSampler
+    from evaluation.datasets.mini.photos import Tile
+
+    rng = np.random.default_rng(4)
+    tiles = [Tile("p", 0, 64 * i, rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for i in range(8)]
+    first, second = (PriorSampler("gan", tiles, seed=0, steps=3) for _ in range(2))
+    a, b = first.sample(5, 0), second.sample(5, 0)
+    assert a.shape == (5, 64, 64, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, first.sample(5, 1))

@@ -21,7 +21,7 @@ def _request(root: Path, artifact: Path, *, fmt: str = "torchscript", first: int
     fields = dict(
         run_id=7, artifact_url=str(artifact), artifact_sha256=file_sha256(artifact), artifact_format=fmt,
         input_size=SIZE, dataset_root_url=str(root), manifest_url=str(root / "manifest.jsonl"),
-        manifest_sha256=manifest_sha256(root / "manifest.jsonl"), protocol="cross-generator", protocol_version=1,
+        manifest_sha256=manifest_sha256(root / "manifest.jsonl"), protocol="cross-generator", protocol_version=2,
         config={"batch_size": 50}, split="test", first_row=first,
         last_row=len(split_rows(root)) if last is None else last, device_hint="cpu",
     )
@@ -89,7 +89,7 @@ def test_messages_refuse_other_versions_and_missing_fields() -> None:
 
 def test_a_done_message_checks_its_numbers() -> None:
     base = dict(run_id=1, status="done", evaluator_version="x", artifact_sha256="a", manifest_sha256="m",
-                protocol="cross-generator", protocol_version=1)
+                protocol="cross-generator", protocol_version=2)
     ShardDone(**base, metrics={"mean": {"ap": 0.5, "roc_auc": None}}, row_ids=[1], scores=[0.2]).check()
     with pytest.raises(MessageError, match="finite"):
         ShardDone(**base, metrics={"mean": {"ap": float("nan")}}).check()

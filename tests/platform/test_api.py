@@ -11,7 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
+from evaluation.datasets.mini import MINI_GENERATORS
 from evaluation.messages import ShardDone, ShardProgress
+from evaluation.protocols import get_protocol
 from evaluation.version import EVALUATOR_VERSION
 from spectra.benchmarks.services import benchmark_upsert
 from spectra.submissions import services
@@ -19,7 +21,8 @@ from spectra.submissions.models import Submission
 from tests import detector_files
 
 GENERATORS = ["spectral", "upsample", "vae"]
-TEST_ROWS = 736
+CROSS_GENERATOR_VERSION = get_protocol("cross-generator").version
+TEST_ROWS = 1104  # 184 real test tiles and as many per generator, 5 generators
 METRIC_NAMES = ("acc_real", "acc_generated", "acc_mean", "ap", "roc_auc")
 
 
@@ -85,7 +88,7 @@ def test_the_benchmark_list_is_paginated_and_carries_datasets_with_their_manifes
     assert dataset["manifest_sha256"] == mini_dataset.manifest_sha256 and len(dataset["manifest_sha256"]) == 64
     assert (dataset["variant"], dataset["is_current"]) == ("original", True)
     subsets = {(s["split"], s["generator"]): (s["n_real"], s["n_generated"]) for s in dataset["subsets"]}
-    assert len(subsets) == 12
+    assert len(subsets) == 3 * (1 + len(MINI_GENERATORS))
     assert subsets[("test", "")] == (184, 0)
     assert {subsets[("test", g)] for g in GENERATORS} == {(0, 184)}
     assert sum(r + g for (split, _), (r, g) in subsets.items() if split == "test") == TEST_ROWS
@@ -106,7 +109,7 @@ def test_one_benchmark_by_slug(api, mini_dataset):
     body = api.get(reverse("api:benchmark-detail", args=["mini"])).json()
     assert body["slug"] == "mini" and body["description"] == "test"
     assert [d["manifest_sha256"] for d in body["datasets"]] == [mini_dataset.manifest_sha256]
-    assert len(body["datasets"][0]["subsets"]) == 12
+    assert len(body["datasets"][0]["subsets"]) == 3 * (1 + len(MINI_GENERATORS))
 
 
 def test_an_unknown_benchmark_answers_in_the_error_shape(api, mini_dataset):
@@ -154,7 +157,7 @@ def test_the_leaderboard_ranks_finished_submissions_by_mean_accuracy_and_ties_sh
     services.shard_done_record(outcome=ShardDone(
         run_id=failed.runs.get().pk, status="failed", evaluator_version=EVALUATOR_VERSION,
         artifact_sha256=failed.artifact.sha256, manifest_sha256=mini_dataset.manifest_sha256,
-        protocol="cross-generator", protocol_version=1, error="The detector could not be loaded.", error_kind="user",
+        protocol="cross-generator", protocol_version=CROSS_GENERATOR_VERSION, error="The detector could not be loaded.", error_kind="user",
     ))
 
     response = api.get(reverse("api:leaderboard", args=["mini"]))
@@ -169,7 +172,7 @@ def test_the_leaderboard_ranks_finished_submissions_by_mean_accuracy_and_ties_sh
         assert row["manifest_sha256"] == mini_dataset.manifest_sha256
         assert row["evaluator_version"] == EVALUATOR_VERSION
         assert row["artifact_sha256"] == submission.artifact.sha256
-        assert (row["name"], row["owner"], row["protocol_version"]) == (submission.name, "alice", 1)
+        assert (row["name"], row["owner"], row["protocol_version"]) == (submission.name, "alice", CROSS_GENERATOR_VERSION)
         assert sorted(row["per_generator"]) == GENERATORS
     assert board["rows"][0]["per_generator"]["upsample"]["ap"] == pytest.approx(0.61)
     assert len({r["artifact_sha256"] for r in board["rows"]}) == 3
@@ -205,7 +208,7 @@ def test_a_failed_submission_shows_its_error_in_plain_words(api, alice, mini_dat
     services.shard_done_record(outcome=ShardDone(
         run_id=submission.runs.get().pk, status="failed", evaluator_version=EVALUATOR_VERSION,
         artifact_sha256=submission.artifact.sha256, manifest_sha256=mini_dataset.manifest_sha256,
-        protocol="cross-generator", protocol_version=1, error="The model's output has 3 columns.", error_kind="user",
+        protocol="cross-generator", protocol_version=CROSS_GENERATOR_VERSION, error="The model's output has 3 columns.", error_kind="user",
     ))
     body = api.get(reverse("api:submission-detail", args=[submission.pk])).json()
     assert (body["status"], body["error"], body["error_kind"]) == ("failed", "The model's output has 3 columns.", "user")
@@ -224,7 +227,7 @@ def test_the_results_of_a_finished_submission_carry_their_provenance(
     assert [r["subset"] for r in results] == ["mean", *GENERATORS]  # the mean first
     for result in results:
         assert result["metrics"] == sent.metrics[result["subset"]]
-        assert (result["protocol"], result["protocol_version"], result["schema_version"]) == ("cross-generator", 1, 1)
+        assert (result["protocol"], result["protocol_version"], result["schema_version"]) == ("cross-generator", CROSS_GENERATOR_VERSION, 1)
         assert result["evaluator_version"] == EVALUATOR_VERSION
         assert result["manifest_sha256"] == mini_dataset.manifest_sha256
         assert result["artifact_sha256"] == submission.artifact.sha256

@@ -100,8 +100,8 @@ def test_a_queued_submission_shows_a_progress_bar(client, submission):
     assert response.status_code == 200
     page = page_of(response)
     assert_in_layout(page)
-    assert '<progress id="progress" max="736" value="0"></progress>' in page
-    assert "0 / 736 images" in page
+    assert '<progress id="progress" max="1104" value="0"></progress>' in page
+    assert "0 / 1104 images" in page
     assert submission.artifact.sha256 in page
     assert 'id="results"' not in page and "plotly.min.js" not in page
 

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from evaluation.datasets.mini import MINI_GENERATORS
 from evaluation.messages import ShardDone, ShardProgress
+from evaluation.protocols import get_protocol
 from evaluation.version import EVALUATOR_VERSION
 from spectra.submissions import services
 from spectra.submissions.models import EvaluationRun, ImageScores, Result, Submission
 from spectra.submissions.selectors import image_scores_get
 from tests import detector_files
 from tests.reference import expected_metrics, split_rows
-
-GENERATORS = ("spectral", "upsample", "vae")
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_progress_moves_the_run_and_the_submission_to_running(run, submission):
     services.shard_progress_record(progress=progress_message(run, done=128, stage="scoring"))
 
     refresh(run, submission)
-    assert (run.status, run.done, run.total, run.stage) == ("running", 128, 736, "scoring")
+    assert (run.status, run.done, run.total, run.stage) == ("running", 128, 1104, "scoring")
     assert run.heartbeat is not None
     assert submission.status == "running" and submission.started is not None
 
@@ -110,13 +110,13 @@ def test_done_writes_one_result_per_subset_with_provenance_and_the_scores(run, s
     refresh(run, submission)
     assert (submission.status, submission.error, submission.error_kind) == ("done", "", "")
     assert submission.finished is not None
-    assert (run.status, run.done, run.total, run.stage) == ("done", 736, 736, "done")
+    assert (run.status, run.done, run.total, run.stage) == ("done", 1104, 1104, "done")
     assert run.timings == {"load": 0.5, "score": 2.0}
 
     results = {r.subset: r for r in Result.objects.filter(submission=submission)}
-    assert sorted(results) == ["mean", *GENERATORS]
+    assert sorted(results) == sorted(["mean", *MINI_GENERATORS])
     for subset, result in results.items():
-        assert result.protocol == "cross-generator" and result.protocol_version == 1
+        assert result.protocol == "cross-generator" and result.protocol_version == get_protocol("cross-generator").version
         assert result.evaluator_version == EVALUATOR_VERSION
         assert result.manifest_sha256 == submission.dataset.manifest_sha256 == run.submission.dataset.manifest_sha256
         assert result.artifact_sha256 == submission.artifact.sha256
@@ -124,7 +124,7 @@ def test_done_writes_one_result_per_subset_with_provenance_and_the_scores(run, s
         assert result.metrics == pytest.approx(message.metrics[subset])
 
     row_ids, scores = image_scores_get(scores=run.scores)
-    assert run.scores.count == 736
+    assert run.scores.count == 1104
     assert row_ids.dtype == np.dtype("<i8") and scores.dtype == np.dtype("<f4")
     assert row_ids.tolist() == message.row_ids
     np.testing.assert_array_equal(scores, np.asarray(message.scores, dtype=np.float32))
@@ -143,7 +143,7 @@ def test_the_same_done_message_twice_leaves_the_same_rows(run, submission, test_
 
     services.shard_done_record(outcome=message)
 
-    assert Result.objects.filter(submission=submission).count() == 4
+    assert Result.objects.filter(submission=submission).count() == 1 + len(MINI_GENERATORS)
     assert {r.subset: (r.pk, r.metrics) for r in Result.objects.filter(submission=submission)} == first
     assert ImageScores.objects.filter(run=run).count() == 1
     refresh(submission)
@@ -154,7 +154,7 @@ def test_a_repeated_done_message_overwrites_the_numbers_in_place(run, submission
     services.shard_done_record(outcome=done_message(run, test_split, seed=2))
     newer = done_message(run, test_split, seed=3)
     services.shard_done_record(outcome=newer)
-    assert Result.objects.filter(submission=submission).count() == 4
+    assert Result.objects.filter(submission=submission).count() == 1 + len(MINI_GENERATORS)
     assert Result.objects.get(submission=submission, subset="mean").metrics == pytest.approx(newer.metrics["mean"])
     _, scores = image_scores_get(scores=ImageScores.objects.get(run=run))
     np.testing.assert_array_equal(scores, np.asarray(newer.scores, dtype=np.float32))
@@ -167,7 +167,7 @@ BAD_OUTCOMES = {
     "one row twice": lambda m: {"row_ids": [*m.row_ids[:-1], m.row_ids[0]]},
     "a NaN metric": lambda m: {"metrics": {**m.metrics, "mean": {**m.metrics["mean"], "ap": float("nan")}}},
     "a score above 1": lambda m: {"scores": [1.5, *m.scores[1:]]},
-    "another protocol version": lambda m: {"protocol_version": 2},
+    "another protocol version": lambda m: {"protocol_version": m.protocol_version + 1},
 }
 
 
@@ -221,7 +221,7 @@ def test_progress_arriving_after_done_does_not_move_the_run_back(run, submission
     services.shard_progress_record(progress=progress_message(run, done=5, stage="scoring"))
 
     refresh(run, submission)
-    assert (run.status, run.done, run.stage, run.heartbeat) == ("done", 736, "done", heartbeat)
+    assert (run.status, run.done, run.stage, run.heartbeat) == ("done", 1104, "done", heartbeat)
     assert submission.status == "done"
 
 

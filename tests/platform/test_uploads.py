@@ -20,6 +20,7 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
+from evaluation.protocols import get_protocol
 from spectra.submissions.models import Artifact, EvaluationRun, Submission
 from tests import detector_files
 
@@ -163,8 +164,8 @@ def test_a_valid_upload_creates_one_artifact_one_queued_submission_and_one_run_a
 
     run = EvaluationRun.objects.get()
     assert run.submission == submission
-    assert (run.protocol, run.protocol_version, run.split, run.status) == ("cross-generator", 1, "test", "queued")
-    assert test_rows == 736
+    assert (run.protocol, run.protocol_version, run.split, run.status) == ("cross-generator", get_protocol("cross-generator").version, "test", "queued")
+    assert test_rows == 1104
     assert (run.first_row, run.last_row, run.total, run.done) == (0, test_rows, test_rows, 0)
 
     assert len(callbacks) == 1
@@ -184,7 +185,7 @@ def test_the_api_answers_a_created_submission_with_its_provenance(files, alice, 
     assert body["artifact_sha256"] == hashlib.sha256(files["onnx"]).hexdigest()
     assert (body["artifact_format"], body["input_size"]) == ("onnx", INPUT_SIZE)
     assert body["manifest_sha256"] == mini_dataset.manifest_sha256
-    assert body["progress"] == {"done": 0, "total": 736, "stage": ""}
+    assert body["progress"] == {"done": 0, "total": 1104, "stage": ""}
     assert body["name"] == "d.onnx"  # no name given: the file's name
 
 

@@ -12,6 +12,10 @@ Layout written by ``build_mini_benchmark``::
     out_dir/images/<split>/vae/vae_<i>.png                  label 1
     out_dir/images/<split>/upsample/<photo>_y<row>_x<col>.png  label 1, made from that real tile
     out_dir/images/<split>/spectral/spectral_<i>.png        label 1
+    out_dir/images/<split>/gan/gan_<i>.png                  label 1
+    out_dir/images/<split>/blend/blend_<i>.png              label 1
+
+``build_mini_variants`` (module ``variants``) derives the "biased" and "unbiased" versions from this one.
 
 Importing this package imports neither torch nor the photo-shipping packages.
 """
@@ -32,7 +36,7 @@ from evaluation.datasets.mini import generators as gen
 from evaluation.datasets.mini.photos import PHOTO_SPLIT, SOURCES, TILE, Tile, real_tiles_by_split
 from evaluation.errors import DatasetError
 
-MINI_GENERATORS: tuple[str, ...] = ("vae", "upsample", "spectral")
+MINI_GENERATORS: tuple[str, ...] = ("vae", "upsample", "spectral", "gan", "blend")
 MANIFEST_NAME = "manifest.jsonl"
 
 
@@ -49,7 +53,10 @@ MINI_DESCRIPTION = (
     "convolutional VAE trained on the train tiles only (transposed-convolution decoder); 'upsample', each "
     "real tile of the split downsampled 4x and upsampled back with a fixed uneven transposed-convolution "
     "kernel (periodic spectral peaks); 'spectral', random-phase noise with a 1/f^a amplitude spectrum fitted "
-    "to the train tiles. All images are PNG; the real tiles' source photos were mostly JPEG."
+    "to the train tiles; 'gan', samples from the prior of a small DCGAN (transposed-convolution generator with "
+    "batch norm, convolutional discriminator, non-saturating loss) trained for 300 steps on the train tiles only; "
+    "'blend', Laplacian-pyramid (Burt-Adelson) blends of two random real tiles of the split under a random "
+    "smooth mask. All images of this original version are PNG; the real tiles' source photos were mostly JPEG."
 )
 
 MINI_LICENCE = "SYNTHETIC benchmark. Source photos and their terms: " + "; ".join(
@@ -115,6 +122,13 @@ def _split_rows(writer: _Writer, split: str, tiles: Sequence[Tile], models: _Mod
         images = gen.spectral_images(len(tiles[start:start + 128]), models.exponents, models.train_tiles, rng)
         for i, pixels in enumerate(images):
             yield writer.save(pixels, split, "spectral", f"spectral_{start + i:04d}", "spectral")
+    for start in range(0, len(tiles), 128):
+        for i, pixels in enumerate(models.gan.sample(len(tiles[start:start + 128]), index * 1000 + start // 128)):
+            yield writer.save(pixels, split, "gan", f"gan_{start + i:04d}", "gan")
+    rng = gen.rng_for(models.seed, "blend", index)
+    for start in range(0, len(tiles), 128):
+        for i, pixels in enumerate(gen.blend_images(tiles, len(tiles[start:start + 128]), rng)):
+            yield writer.save(pixels, split, "blend", f"blend_{start + i:04d}", "blend")
 
 
 @dataclass
@@ -123,9 +137,10 @@ class _Models:
 
     seed: int
     train_tiles: Sequence[Tile]
-    vae: gen.VaeSampler
+    vae: gen.PriorSampler
     upsample_kernel: np.ndarray
     exponents: np.ndarray
+    gan: gen.PriorSampler
 
 
 def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
@@ -142,10 +157,11 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
 
 
 def build_mini_benchmark(out_dir: Path, *, seed: int = 0, progress: Callable[[str], None] | None = None,
-                         vae_steps: int = gen.VAE_STEPS, overwrite: bool = False) -> MiniBuildSummary:
+                         vae_steps: int = gen.VAE_STEPS, gan_steps: int = gen.GAN_STEPS,
+                         overwrite: bool = False) -> MiniBuildSummary:
     """Build the SYNTHETIC mini benchmark into ``out_dir``; the same seed gives a byte-identical manifest.
 
-    ``vae_steps`` exists so tests can make a smaller (still real) build; the published benchmark uses the
+    ``vae_steps`` and ``gan_steps`` exist so tests can make a smaller (still real) build; the published benchmark uses the
     default. ``overwrite`` replaces a previous build's images and manifest in ``out_dir``.
     """
     started = time.perf_counter()
@@ -156,8 +172,9 @@ def build_mini_benchmark(out_dir: Path, *, seed: int = 0, progress: Callable[[st
     if progress is not None:
         progress(f"training the vae generator on {len(by_split['train'])} train tiles ({vae_steps} steps)")
     train = by_split["train"]
-    models = _Models(seed, train, gen.VaeSampler(train, seed=seed, steps=vae_steps, progress=progress),
-                     gen.upsample_kernel(seed), gen.fit_power_law(train))
+    models = _Models(seed, train, gen.PriorSampler("vae", train, seed=seed, steps=vae_steps, progress=progress),
+                     gen.upsample_kernel(seed), gen.fit_power_law(train),
+                     gen.PriorSampler("gan", train, seed=seed, steps=gan_steps, progress=progress))
     counts: dict[tuple[str | None, str, int], int] = {}
 
     def rows() -> Iterator[ManifestRow]:
@@ -176,4 +193,12 @@ def build_mini_benchmark(out_dir: Path, *, seed: int = 0, progress: Callable[[st
     return MiniBuildSummary(digest, counts, seconds, manifest_path)
 
 
-__all__ = ["MINI_DESCRIPTION", "MINI_GENERATORS", "MINI_LICENCE", "MiniBuildSummary", "build_mini_benchmark"]
+from evaluation.datasets.mini.variants import (  # noqa: E402  (variants imports the names above)
+    BIASED_GENERATED_SIZE,
+    MINI_BIASED_DESCRIPTION,
+    MINI_UNBIASED_DESCRIPTION,
+    build_mini_variants,
+)
+
+__all__ = ["BIASED_GENERATED_SIZE", "MINI_BIASED_DESCRIPTION", "MINI_DESCRIPTION", "MINI_GENERATORS", "MINI_LICENCE",
+           "MINI_UNBIASED_DESCRIPTION", "MiniBuildSummary", "build_mini_benchmark", "build_mini_variants"]

@@ -30,7 +30,7 @@ VAE_STEPS = 400
 VAE_BATCH = 64
 UPSAMPLE_FACTOR = 4
 UPSAMPLE_PHASE_SPREAD = 0.12
-_GEN_STREAM = {"vae": 1, "upsample": 2, "spectral": 3}  # keeps each family's random stream separate
+_GEN_STREAM = {"vae": 1, "upsample": 2, "spectral": 3, "gan": 4, "blend": 5}  # keeps each family's random stream separate
 
 
 def rng_for(seed: int, family: str, split_index: int) -> np.random.Generator:
@@ -106,29 +106,6 @@ def _train_vae(data: torch.Tensor, steps: int, seed: int, progress: Callable[[st
             progress(f"vae: training step {step + 1}/{steps}, loss {loss.item():.0f}")
     decoder.eval()
     return decoder
-
-
-class VaeSampler:
-    """Trains the VAE once on the train tiles, then draws images from its prior for any split."""
-
-    def __init__(self, train_tiles: Sequence[Tile], *, seed: int, steps: int = VAE_STEPS,
-                 progress: Callable[[str], None] | None = None) -> None:
-        import torch
-
-        self.seed = seed
-        data = torch.from_numpy(tiles_to_float(train_tiles))
-        with _torch_settings():
-            self.decoder = _train_vae(data, steps, torch_seed_for(seed, "vae", 99), progress)
-
-    def sample(self, count: int, split_index: int) -> np.ndarray:
-        """``count`` new images as N x 64 x 64 x 3 uint8; split_index selects an independent stream."""
-        import torch
-
-        with _torch_settings(), torch.no_grad():
-            noise = torch.Generator().manual_seed(torch_seed_for(self.seed, "vae", split_index))
-            z = torch.randn((count, VAE_LATENT), generator=noise)
-            images = [self.decoder(chunk).numpy() for chunk in z.split(128)]
-        return float_to_uint8(np.concatenate(images)) if images else np.zeros((0, TILE, TILE, 3), np.uint8)
 
 
 class _torch_settings:
@@ -234,4 +211,142 @@ def spectral_images(count: int, exponents: np.ndarray, train_tiles: Sequence[Til
             field = np.fft.ifft2(shaped).real
             field *= ref[..., c].std() / max(field.std(), 1e-9)
             out[i, :, :, c] = np.clip(np.rint(field + ref[..., c].mean()), 0, 255).astype(np.uint8)
+    return out
+
+
+# ---------------------------------------------------------------- gan
+
+GAN_LATENT = 64
+GAN_STEPS = 300
+GAN_BATCH = 64
+
+
+def _gan_modules() -> tuple[torch.nn.Module, torch.nn.Module]:
+    """A small DCGAN pair: 4x4x128 -> 64x64x3 generator (stride-2 transposed convs), mirror discriminator."""
+    from torch import nn
+
+    def up(c_in: int, c_out: int) -> list[nn.Module]:
+        return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+    generator = nn.Sequential(
+        nn.Linear(GAN_LATENT, 128 * 4 * 4), nn.Unflatten(1, (128, 4, 4)), nn.BatchNorm2d(128), nn.ReLU(),
+        *up(128, 64), *up(64, 32), *up(32, 16),  # 8, 16, 32 px
+        nn.ConvTranspose2d(16, 3, 4, 2, 1), nn.Sigmoid(),  # 64 px
+    )
+    discriminator = nn.Sequential(
+        nn.Conv2d(3, 16, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(16, 32, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(32, 64, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(64, 128, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Flatten(), nn.Linear(128 * 4 * 4, 1),
+    )
+    return generator, discriminator
+
+
+def _train_gan(data: torch.Tensor, steps: int, seed: int, progress: Callable[[str], None] | None) -> torch.nn.Module:
+    import torch
+    from torch.nn.functional import binary_cross_entropy_with_logits as bce
+
+    torch.manual_seed(seed)
+    generator, discriminator = _gan_modules()
+    opt_g = torch.optim.Adam(generator.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    draws = torch.Generator().manual_seed(seed + 1)
+    ones, zeros = torch.ones(GAN_BATCH, 1), torch.zeros(GAN_BATCH, 1)
+    for step in range(steps):
+        real = data[torch.randint(len(data), (GAN_BATCH,), generator=draws)]
+        fake = generator(torch.randn((GAN_BATCH, GAN_LATENT), generator=draws))
+        loss_d = bce(discriminator(real), ones) + bce(discriminator(fake.detach()), zeros)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        loss_g = bce(discriminator(fake), ones)  # non-saturating generator loss
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        if progress is not None and (step + 1) % 50 == 0:
+            progress(f"gan: training step {step + 1}/{steps}, loss D {loss_d.item():.2f} G {loss_g.item():.2f}")
+    generator.eval()  # batch norm uses its running statistics when sampling
+    return generator
+
+
+class PriorSampler:
+    """Trains one generative network (``family`` "vae" or "gan") once on the train tiles, then draws images
+    from its latent prior for any split."""
+
+    def __init__(self, family: str, train_tiles: Sequence[Tile], *, seed: int, steps: int,
+                 progress: Callable[[str], None] | None = None) -> None:
+        import torch
+
+        trainers = {"vae": (_train_vae, VAE_LATENT), "gan": (_train_gan, GAN_LATENT)}
+        train, self.latent = trainers[family]
+        self.family, self.seed = family, seed
+        data = torch.from_numpy(tiles_to_float(train_tiles))
+        with _torch_settings():
+            self.network = train(data, steps, torch_seed_for(seed, family, 99), progress)
+
+    def sample(self, count: int, split_index: int) -> np.ndarray:
+        """``count`` new images as N x 64 x 64 x 3 uint8; split_index selects an independent stream."""
+        import torch
+
+        with _torch_settings(), torch.no_grad():
+            noise = torch.Generator().manual_seed(torch_seed_for(self.seed, self.family, split_index))
+            z = torch.randn((count, self.latent), generator=noise)
+            images = [self.network(chunk).numpy() for chunk in z.split(128)]
+        return float_to_uint8(np.concatenate(images)) if images else np.zeros((0, TILE, TILE, 3), np.uint8)
+
+
+# ---------------------------------------------------------------- blend
+
+BLEND_LEVELS = 4
+_BINOMIAL = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+
+def _blur(images: np.ndarray) -> np.ndarray:
+    """Separable 5-tap binomial blur over axes 1 and 2 of an N x H x W x C array, reflected borders."""
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    h, w = images.shape[1:3]
+    rows = sum(k * padded[:, i:i + h, :, :] for i, k in enumerate(_BINOMIAL))
+    return sum(k * rows[:, :, i:i + w, :] for i, k in enumerate(_BINOMIAL))
+
+
+def _down(images: np.ndarray) -> np.ndarray:
+    return _blur(images)[:, ::2, ::2, :]
+
+
+def _up(images: np.ndarray) -> np.ndarray:
+    n, h, w, c = images.shape
+    zeros = np.zeros((n, 2 * h, 2 * w, c))
+    zeros[:, ::2, ::2, :] = images
+    return 4.0 * _blur(zeros)
+
+
+def blend_images(tiles: Sequence[Tile], count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` Laplacian-pyramid blends (Burt & Adelson) of two random tiles from ``tiles``.
+
+    Each image joins the band-pass levels of two different real tiles under a random smooth mask (a
+    thresholded, blurred 4x4 noise field) taken down its own Gaussian pyramid, then collapses the
+    pyramid. Every output is a new image whose content is real but whose composition is not.
+    """
+    out = np.empty((count, TILE, TILE, 3), dtype=np.uint8)
+    for i in range(count):
+        a, b = rng.choice(len(tiles), size=2, replace=False)
+        pair = np.stack([tiles[int(a)].pixels, tiles[int(b)].pixels]).astype(np.float64)
+        coarse = rng.standard_normal((1, 4, 4, 1))
+        mask = coarse
+        while mask.shape[1] < TILE:
+            mask = _up(mask)
+        mask = 1.0 / (1.0 + np.exp(-4.0 * mask / max(float(mask.std()), 1e-9)))  # soft 0..1 regions
+        gauss_a, gauss_b, gauss_m = [pair[:1]], [pair[1:]], [mask]
+        for _ in range(BLEND_LEVELS - 1):
+            gauss_a.append(_down(gauss_a[-1]))
+            gauss_b.append(_down(gauss_b[-1]))
+            gauss_m.append(_down(gauss_m[-1]))
+        result = gauss_m[-1] * gauss_a[-1] + (1 - gauss_m[-1]) * gauss_b[-1]
+        for level in range(BLEND_LEVELS - 2, -1, -1):
+            lap_a = gauss_a[level] - _up(gauss_a[level + 1])
+            lap_b = gauss_b[level] - _up(gauss_b[level + 1])
+            band = gauss_m[level] * lap_a + (1 - gauss_m[level]) * lap_b
+            result = _up(result) + band
+        out[i] = np.clip(np.rint(result[0]), 0, 255).astype(np.uint8)
     return out

@@ -23,7 +23,7 @@ class DatasetOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Dataset
-        fields = ["variant", "manifest_sha256", "is_current", "licence", "citation", "created", "subsets", "audit",
+        fields = ["variant", "description", "manifest_sha256", "is_current", "licence", "citation", "created", "subsets", "audit",
                   "hidden_splits", "archives"]
 
 

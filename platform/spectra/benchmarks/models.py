@@ -25,6 +25,7 @@ class Dataset(models.Model):
     variant = models.CharField(max_length=50, default="original", help_text="e.g. original, unbiased")
     manifest_sha256 = models.CharField(max_length=64, unique=True)
     root = models.CharField(max_length=1000, help_text="Folder or URL (fsspec) holding the images and manifest.")
+    description = models.TextField(blank=True, help_text="How this version was made, when it differs from the benchmark's.")
     licence = models.TextField(blank=True)
     citation = models.TextField(blank=True)
     is_current = models.BooleanField(default=True, help_text="The version new submissions are evaluated on.")

@@ -7,7 +7,7 @@ from django.db import transaction
 
 from evaluation.datasets.archives import build_archives
 from evaluation.datasets.audit import audit_rows
-from evaluation.datasets.manifest import manifest_sha256, read_manifest, subset_counts
+from evaluation.datasets.manifest import centre_crops, manifest_sha256, read_manifest, subset_counts
 from spectra.benchmarks.models import Benchmark, Dataset, Subset
 from spectra.core.errors import ApplicationError
 
@@ -22,7 +22,7 @@ def benchmark_upsert(*, slug: str, name: str, description: str, is_synthetic: bo
 @transaction.atomic
 def dataset_register(
     *, benchmark: Benchmark, root: Path, variant: str = "original", licence: str = "", citation: str = "",
-    hidden_splits: tuple[str, ...] = ("test",),
+    description: str = "", hidden_splits: tuple[str, ...] = ("test",),
 ) -> Dataset:
     """Register the dataset version in ``root`` (images + manifest.jsonl) and make it current."""
     manifest = root / "manifest.jsonl"
@@ -35,6 +35,7 @@ def dataset_register(
     Dataset.objects.filter(benchmark=benchmark, variant=variant, is_current=True).update(is_current=False)
     dataset = Dataset.objects.create(
         benchmark=benchmark, variant=variant, manifest_sha256=sha, root=str(root), licence=licence, citation=citation,
+        description=description,
         hidden_splits=list(hidden_splits),
     )
     counts = subset_counts(read_manifest(manifest))
@@ -51,7 +52,7 @@ def dataset_audit(*, dataset: Dataset) -> dict:
     manifest = Path(dataset.root) / "manifest.jsonl"
     if not manifest.is_file():
         raise ApplicationError(f"{manifest} is missing; the dataset's folder has moved or was deleted.")
-    dataset.audit = audit_rows(read_manifest(manifest))
+    dataset.audit = audit_rows(read_manifest(manifest), crops=centre_crops(dataset.root))
     dataset.save(update_fields=["audit"])
     return dataset.audit
 

@@ -22,6 +22,7 @@ from evaluation.detectors.formats import ArtifactFormat as SniffedFormat
 from evaluation.detectors.formats import sniff_artifact
 from evaluation.errors import ArtifactRejected
 from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest
+from evaluation.protocols import get_protocol
 from evalworker.broker import TASK_EVALUATE_SHARD
 from spectra.benchmarks.models import Benchmark
 from spectra.benchmarks.selectors import dataset_current, split_size
@@ -37,7 +38,7 @@ from spectra.submissions.models import (
 )
 
 log = logging.getLogger(__name__)
-FIRST_PROTOCOL = ("cross-generator", 1)
+FIRST_PROTOCOL = "cross-generator"
 EVALUATION_SPLIT = "test"
 INPUT_SIZE_RANGE = (16, 1024)
 
@@ -99,7 +100,7 @@ def submission_create(
             owner=owner, artifact=artifact, benchmark=benchmark, dataset=dataset,
         )
         run = EvaluationRun.objects.create(
-            submission=submission, protocol=FIRST_PROTOCOL[0], protocol_version=FIRST_PROTOCOL[1],
+            submission=submission, protocol=FIRST_PROTOCOL, protocol_version=get_protocol(FIRST_PROTOCOL).version,
             split=EVALUATION_SPLIT, first_row=0, last_row=split_size(dataset=dataset, split=EVALUATION_SPLIT),
         )
         run.total = run.last_row
