@@ -15,7 +15,10 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 DEFAULT_THRESHOLD = 0.5
-METRIC_NAMES = ("acc_real", "acc_generated", "acc_mean", "ap", "roc_auc")
+# TPR at a fixed false-positive rate: the share of generated images caught when at most 1 % (0.1 %) of the
+# real ones are flagged, the operating points a deployment cares about.
+FPR_TARGETS = {"tpr_at_1pct_fpr": 0.01, "tpr_at_01pct_fpr": 0.001}
+METRIC_NAMES = ("acc_real", "acc_generated", "acc_mean", "ap", "roc_auc", *FPR_TARGETS)
 
 
 def _as_arrays(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[IntArray, FloatArray]:
@@ -71,10 +74,21 @@ def roc_auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float | None:
     return float(np.trapezoid(tpr, fpr))
 
 
+def tpr_at_fpr(labels: npt.ArrayLike, scores: npt.ArrayLike, target: float) -> float | None:
+    """The highest TPR of a threshold whose FPR does not exceed ``target`` (no interpolation between points)."""
+    y, s = _as_arrays(labels, scores)
+    if y.all() or not y.any():
+        return None
+    tps, fps = _ranked_counts(y, s)
+    tpr, fpr = np.r_[0.0, tps / tps[-1]], np.r_[0.0, fps / fps[-1]]
+    return float(tpr[fpr <= target + 1e-12].max())
+
+
 def detection_metrics(
     labels: npt.ArrayLike, scores: npt.ArrayLike, *, threshold: float = DEFAULT_THRESHOLD
 ) -> dict[str, float | None]:
-    """Accuracy on real, on generated and their mean at ``threshold``, AP and ROC-AUC, plus counts."""
+    """Accuracy on real, on generated and their mean at ``threshold``, AP, ROC-AUC, TPR at 1 % and 0.1 % FPR,
+    plus counts."""
     y, s = _as_arrays(labels, scores)
     acc_real = accuracy_at(y, s, threshold, 0)
     acc_generated = accuracy_at(y, s, threshold, 1)
@@ -85,6 +99,7 @@ def detection_metrics(
         "acc_mean": both,
         "ap": average_precision(y, s),
         "roc_auc": roc_auc(y, s),
+        **{name: tpr_at_fpr(y, s, target) for name, target in FPR_TARGETS.items()},
         "n_real": float(np.sum(y == 0)),
         "n_generated": float(np.sum(y == 1)),
     }

@@ -27,6 +27,16 @@ def mini_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def mini_variant_roots(mini_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The biased and unbiased versions of the session's mini build, made by the command's own builder."""
+    from evaluation.datasets.mini import build_mini_variants
+
+    base = tmp_path_factory.mktemp("mini_variants")
+    build_mini_variants(mini_root, base / "biased", base / "unbiased", seed=0)
+    return {"biased": base / "biased", "unbiased": base / "unbiased"}
+
+
 @pytest.fixture
 def mini_dataset(db, mini_root: Path):
     from spectra.benchmarks.services import benchmark_upsert, dataset_register

@@ -42,3 +42,23 @@ def expected_metrics(rows: list[dict], scores: np.ndarray) -> dict[str, dict[str
         }
     out["mean"] = {k: float(np.mean([m[k] for m in out.values()])) for k in next(iter(out.values()))}
     return out
+
+
+def scores_with_accuracy(rows: list[dict], accuracy: float, offset: float = 0.0) -> list[float]:
+    """Scores that classify exactly ``accuracy`` of every (label, generator) group right at threshold 0.5.
+
+    ``offset`` (below 0.4) moves the scores without changing a decision, so AP and ROC-AUC differ.
+    """
+    seen: dict[tuple[int, str], int] = {}
+    sizes: dict[tuple[int, str], int] = {}
+    for row in rows:
+        key = (row["label"], row["generator"] or "")
+        sizes[key] = sizes.get(key, 0) + 1
+    scores = []
+    for row in rows:
+        key = (row["label"], row["generator"] or "")
+        k = seen[key] = seen.get(key, 0) + 1
+        right = k <= round(accuracy * sizes[key])
+        says_generated = right == (row["label"] == 1)
+        scores.append(0.9 - offset * (k % 2) if says_generated else 0.1 + offset * (k % 3) / 2)
+    return scores

@@ -195,3 +195,17 @@ def centre_crops(root_url: str) -> dict[str, int]:
     except json.JSONDecodeError as error:
         raise DatasetError(f"dataset.json of {root_url} is not valid JSON: {error}") from None
     return {str(k): int(v) for k, v in spec.get("centre_crop", {}).items()}
+
+
+def rows_by_line(manifest_url: str, line_ids: Iterable[int]) -> dict[int, ManifestRow]:
+    """The rows at the given 0-based line numbers, streamed: memory grows with the ids asked for only."""
+    wanted = set(line_ids)
+    found: dict[int, ManifestRow] = {}
+    with fsspec.open(manifest_url, "rb") as handle:
+        for line_id, row in enumerate(read_manifest_stream(handle)):
+            if line_id in wanted:
+                found[line_id] = row
+    missing = wanted - found.keys()
+    if missing:
+        raise DatasetError(f"{manifest_url} has no line {min(missing)} ({len(missing)} line ids missing)")
+    return found

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from evaluation.errors import EvaluationError
 
 if TYPE_CHECKING:  # torch stays out of processes that only list protocols
@@ -48,6 +50,9 @@ class Protocol:
     needs: frozenset[str]  # capabilities the detector must have, e.g. {"outputs"}
     default_config: dict[str, Any]
     run: Callable[[Detector, ShardData, dict[str, Any], ProgressCallback], ProtocolResult]
+    # Metrics from per-image scores alone (numpy, no torch): the platform recomputes every number and its
+    # bootstrap interval with it from stored scores, so a new metric never re-runs a detector.
+    summarise: Callable[[np.ndarray, np.ndarray, list[str | None], dict[str, Any]], dict[str, dict[str, float | None]]]
 
 
 _REGISTRY: dict[str, Protocol] = {}

@@ -8,6 +8,7 @@ gets a subset of its own, with its accuracy on real images. "mean" is the unweig
 generator subsets only.
 
 v2: added the all-real pairing and the real-source subsets (v1 datasets give the same numbers).
+v3: added TPR at 1 % and 0.1 % FPR.
 """
 from __future__ import annotations
 
@@ -28,22 +29,29 @@ def _real_pool(labels: np.ndarray, gen: np.ndarray, name: str) -> np.ndarray:
     return own_or_shared if own_or_shared.any() or (real & (gen == "")).any() else real
 
 
+def subset_masks(labels: np.ndarray, generators: list[str | None]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The images of each subset, and which subsets are generator subsets (the ones "mean" averages)."""
+    gen = np.array([g if g is not None else "" for g in generators], dtype=object)
+    names = sorted({g for g in gen[labels == 1] if g})
+    masks = {name: ((gen == name) & (labels == 1)) | _real_pool(labels, gen, name) for name in names}
+    for source in sorted({g for g in gen[labels == 0] if g} - set(names)):
+        masks[source] = (gen == source) & (labels == 0)
+    return masks, names
+
+
 def subset_metrics(
     labels: np.ndarray, scores: np.ndarray, generators: list[str | None], threshold: float
 ) -> dict[str, dict[str, float | None]]:
     """Metrics per generator subset plus their mean, from aligned labels, scores and generators."""
-    gen = np.array([g if g is not None else "" for g in generators], dtype=object)
-    names = sorted({g for g in gen[labels == 1] if g})
-    per_subset: dict[str, dict[str, float | None]] = {}
-    for name in names:
-        mask = ((gen == name) & (labels == 1)) | _real_pool(labels, gen, name)
-        per_subset[name] = detection_metrics(labels[mask], scores[mask], threshold=threshold)
-    mean = mean_of_subsets(per_subset, METRIC_NAMES)
-    for source in sorted({g for g in gen[labels == 0] if g} - set(names)):
-        mask = (gen == source) & (labels == 0)
-        per_subset[source] = detection_metrics(labels[mask], scores[mask], threshold=threshold)
-    per_subset[MEAN_SUBSET] = mean
+    masks, generator_subsets = subset_masks(labels, generators)
+    per_subset = {name: detection_metrics(labels[m], scores[m], threshold=threshold) for name, m in masks.items()}
+    per_subset[MEAN_SUBSET] = mean_of_subsets({n: per_subset[n] for n in generator_subsets}, METRIC_NAMES)
     return per_subset
+
+
+def summarise(labels: np.ndarray, scores: np.ndarray, generators: list[str | None],
+              config: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    return subset_metrics(labels, scores, generators, float(config["threshold"]))
 
 
 def run(detector: Any, data: ShardData, config: dict[str, Any], progress: ProgressCallback) -> ProtocolResult:
@@ -55,8 +63,7 @@ def run(detector: Any, data: ShardData, config: dict[str, Any], progress: Progre
         progress(done, "scoring")
     progress(done, "metrics")
     labels = np.array([r.row.label for r in data.rows], dtype=np.int64)
-    generators = [r.row.generator for r in data.rows]
-    metrics = subset_metrics(labels, scores, generators, float(config["threshold"]))
+    metrics = summarise(labels, scores, [r.row.generator for r in data.rows], config)
     return ProtocolResult(
         metrics=metrics,
         row_ids=[r.row_id for r in data.rows],
@@ -67,10 +74,11 @@ def run(detector: Any, data: ShardData, config: dict[str, Any], progress: Progre
 PROTOCOL = register(
     Protocol(
         name="cross-generator",
-        version=2,
+        version=3,
         title="Cross-generator accuracy, AP and ROC-AUC",
         needs=frozenset({"outputs"}),
         default_config={"threshold": DEFAULT_THRESHOLD, "batch_size": 32},
         run=run,
+        summarise=summarise,
     )
 )

@@ -71,3 +71,25 @@ def test_bad_input_is_refused() -> None:
 def test_mean_of_subsets_is_unweighted_and_none_when_a_subset_lacks_a_value() -> None:
     per_subset = {"a": {"ap": 0.5, "roc_auc": None}, "b": {"ap": 1.0, "roc_auc": 0.7}}
     assert mean_of_subsets(per_subset, ["ap", "roc_auc"]) == {"ap": 0.75, "roc_auc": None}
+
+
+@pytest.mark.parametrize(("labels", "scores"), _cases())
+@pytest.mark.parametrize("target", [0.0, 0.001, 0.01, 0.2])
+def test_tpr_at_a_fixed_fpr_equals_the_best_point_of_sklearns_roc_curve(labels, scores, target) -> None:
+    from sklearn.metrics import roc_curve
+
+    from evaluation.metrics import tpr_at_fpr
+
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    assert tpr_at_fpr(labels, scores, target) == pytest.approx(tpr[fpr <= target].max(), abs=1e-12)
+
+
+def test_tpr_at_fpr_by_hand() -> None:
+    from evaluation.metrics import tpr_at_fpr
+
+    # 100 real at 0.0..0.99; generated at 0.995 (caught at any FPR) and 0.5 (caught only above 49 % FPR).
+    labels = np.r_[np.zeros(100, int), [1, 1]]
+    scores = np.r_[np.arange(100) / 100, [0.995, 0.5]]
+    assert tpr_at_fpr(labels, scores, 0.01) == 0.5
+    assert tpr_at_fpr(labels, scores, 0.5) == 1.0
+    assert detection_metrics(labels, scores)["tpr_at_1pct_fpr"] == 0.5

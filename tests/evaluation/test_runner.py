@@ -9,11 +9,14 @@ import pytest
 
 from evaluation.datasets.manifest import file_sha256, manifest_sha256
 from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest
+from evaluation.protocols import get_protocol
 from evaluation.runner import run_shard
 from tests.detector_files import reference_scores, write_pickled_checkpoint, write_torchscript
 from tests.reference import expected_metrics, load_images, split_rows
 
 SIZE = 64
+
+VERSION = get_protocol("cross-generator").version
 
 
 def _request(root: Path, artifact: Path, *, fmt: str = "torchscript", first: int = 0, last: int | None = None,
@@ -21,7 +24,7 @@ def _request(root: Path, artifact: Path, *, fmt: str = "torchscript", first: int
     fields = dict(
         run_id=7, artifact_url=str(artifact), artifact_sha256=file_sha256(artifact), artifact_format=fmt,
         input_size=SIZE, dataset_root_url=str(root), manifest_url=str(root / "manifest.jsonl"),
-        manifest_sha256=manifest_sha256(root / "manifest.jsonl"), protocol="cross-generator", protocol_version=2,
+        manifest_sha256=manifest_sha256(root / "manifest.jsonl"), protocol="cross-generator", protocol_version=get_protocol("cross-generator").version,
         config={"batch_size": 50}, split="test", first_row=first,
         last_row=len(split_rows(root)) if last is None else last, device_hint="cpu",
     )
@@ -89,7 +92,7 @@ def test_messages_refuse_other_versions_and_missing_fields() -> None:
 
 def test_a_done_message_checks_its_numbers() -> None:
     base = dict(run_id=1, status="done", evaluator_version="x", artifact_sha256="a", manifest_sha256="m",
-                protocol="cross-generator", protocol_version=2)
+                protocol="cross-generator", protocol_version=VERSION)
     ShardDone(**base, metrics={"mean": {"ap": 0.5, "roc_auc": None}}, row_ids=[1], scores=[0.2]).check()
     with pytest.raises(MessageError, match="finite"):
         ShardDone(**base, metrics={"mean": {"ap": float("nan")}}).check()

@@ -17,13 +17,13 @@ from evaluation.protocols import get_protocol
 from evaluation.version import EVALUATOR_VERSION
 from spectra.benchmarks.services import benchmark_upsert
 from spectra.submissions import services
-from spectra.submissions.models import Submission
+from spectra.submissions.models import Result, Submission
 from tests import detector_files
+from tests.reference import expected_metrics, scores_with_accuracy, split_rows
 
-GENERATORS = ["spectral", "upsample", "vae"]
+GENERATORS = sorted(MINI_GENERATORS)
 CROSS_GENERATOR_VERSION = get_protocol("cross-generator").version
 TEST_ROWS = 1104  # 184 real test tiles and as many per generator, 5 generators
-METRIC_NAMES = ("acc_real", "acc_generated", "acc_mean", "ap", "roc_auc")
 
 
 @pytest.fixture(scope="module")
@@ -46,21 +46,13 @@ def make_submission(owner, dataset, data: bytes, name: str) -> Submission:
     )
 
 
-def metrics_with(acc_mean: float, offset: float = 0.0) -> dict[str, dict[str, float]]:
-    """Per generator and mean metrics whose mean acc_mean is exactly ``acc_mean``."""
-    per = {g: {"acc_real": acc_mean, "acc_generated": acc_mean, "acc_mean": acc_mean,
-               "ap": 0.5 + offset + i / 100, "roc_auc": 0.6 + offset + i / 100} for i, g in enumerate(GENERATORS)}
-    per["mean"] = {k: float(np.mean([per[g][k] for g in GENERATORS])) for k in METRIC_NAMES}
-    return per
-
-
-def finish(submission: Submission, line_numbers: list[int], metrics: dict[str, dict[str, float]]) -> ShardDone:
+def finish(submission: Submission, line_numbers: list[int], scores: list[float]) -> ShardDone:
     run = submission.runs.get()
     outcome = ShardDone(
         run_id=run.pk, status="done", evaluator_version=EVALUATOR_VERSION,
         artifact_sha256=submission.artifact.sha256, manifest_sha256=submission.dataset.manifest_sha256,
-        protocol=run.protocol, protocol_version=run.protocol_version, metrics=metrics,
-        row_ids=line_numbers, scores=[(i % 100) / 100 for i in range(len(line_numbers))],
+        protocol=run.protocol, protocol_version=run.protocol_version, metrics={},
+        row_ids=line_numbers, scores=scores,
     )
     services.shard_done_record(outcome=outcome)
     submission.refresh_from_db()
@@ -146,12 +138,13 @@ def test_a_missing_object_is_a_404(api, mini_dataset, what):
 
 
 def test_the_leaderboard_ranks_finished_submissions_by_mean_accuracy_and_ties_share_a_rank(
-    api, alice, mini_dataset, onnx_files, test_line_numbers, send,
+    api, alice, mini_dataset, mini_root, onnx_files, test_line_numbers, send,
 ):
+    rows = split_rows(mini_root)
     subs = [make_submission(alice, mini_dataset, data, f"d{i}") for i, data in enumerate(onnx_files)]
-    finish(subs[0], test_line_numbers, metrics_with(0.75))
-    finish(subs[1], test_line_numbers, metrics_with(0.875, offset=0.1))
-    finish(subs[2], test_line_numbers, metrics_with(0.75, offset=0.2))
+    finish(subs[0], test_line_numbers, scores_with_accuracy(rows, 0.75))
+    finish(subs[1], test_line_numbers, scores_with_accuracy(rows, 0.875, offset=0.1))
+    finish(subs[2], test_line_numbers, scores_with_accuracy(rows, 0.75, offset=0.2))
     # The fourth stays queued; a fifth (same file as the first) fails: neither is ranked.
     failed = make_submission(alice, mini_dataset, onnx_files[0], "broken")
     services.shard_done_record(outcome=ShardDone(
@@ -168,13 +161,18 @@ def test_the_leaderboard_ranks_finished_submissions_by_mean_accuracy_and_ties_sh
     assert board["generators"] == GENERATORS
     ranked = [(r["rank"], r["submission_id"], r["mean"]["acc_mean"]) for r in board["rows"]]
     assert ranked == [(1, subs[1].pk, 0.875), (2, subs[0].pk, 0.75), (2, subs[2].pk, 0.75)]
+    # Equal accuracies share a tie group; 0.875 against 0.75 on 1104 images is settled by the intervals.
+    assert [r["tie_group"] for r in board["rows"]] == [1, 2, 2]
+    low, high = board["rows"][0]["mean_intervals"]["acc_mean"]
+    assert low < 0.875 < high and high - low < 0.1
     for row, submission in zip(board["rows"], (subs[1], subs[0], subs[2]), strict=True):
         assert row["manifest_sha256"] == mini_dataset.manifest_sha256
         assert row["evaluator_version"] == EVALUATOR_VERSION
         assert row["artifact_sha256"] == submission.artifact.sha256
         assert (row["name"], row["owner"], row["protocol_version"]) == (submission.name, "alice", CROSS_GENERATOR_VERSION)
         assert sorted(row["per_generator"]) == GENERATORS
-    assert board["rows"][0]["per_generator"]["upsample"]["ap"] == pytest.approx(0.61)
+    expected = expected_metrics(rows, np.array(scores_with_accuracy(rows, 0.875, offset=0.1)))
+    assert board["rows"][0]["per_generator"]["upsample"]["ap"] == pytest.approx(expected["upsample"]["ap"])
     assert len({r["artifact_sha256"] for r in board["rows"]}) == 3
 
 
@@ -216,18 +214,25 @@ def test_a_failed_submission_shows_its_error_in_plain_words(api, alice, mini_dat
 
 
 def test_the_results_of_a_finished_submission_carry_their_provenance(
-    api, alice, mini_dataset, onnx_files, test_line_numbers, send,
+    api, alice, mini_dataset, mini_root, onnx_files, test_line_numbers, send,
 ):
+    rows = split_rows(mini_root)
     submission = make_submission(alice, mini_dataset, onnx_files[1], "finished")
-    sent = finish(submission, test_line_numbers, metrics_with(0.625))
+    scores = scores_with_accuracy(rows, 0.625, offset=0.05)
+    finish(submission, test_line_numbers, scores)
+    expected = expected_metrics(rows, np.array(scores))
 
     assert api.get(reverse("api:submission-detail", args=[submission.pk])).json()["progress"] == {
         "done": TEST_ROWS, "total": TEST_ROWS, "stage": "done"}
     results = api.get(reverse("api:submission-results", args=[submission.pk])).json()
     assert [r["subset"] for r in results] == ["mean", *GENERATORS]  # the mean first
     for result in results:
-        assert result["metrics"] == sent.metrics[result["subset"]]
-        assert (result["protocol"], result["protocol_version"], result["schema_version"]) == ("cross-generator", CROSS_GENERATOR_VERSION, 1)
+        for name, value in expected[result["subset"]].items():
+            assert result["metrics"][name] == pytest.approx(value)
+            low, high = result["intervals"][name]
+            assert low <= value + 1e-9 and value - 1e-9 <= high
+        assert (result["protocol"], result["protocol_version"], result["schema_version"]) == (
+            "cross-generator", CROSS_GENERATOR_VERSION, Result.SCHEMA_VERSION)
         assert result["evaluator_version"] == EVALUATOR_VERSION
         assert result["manifest_sha256"] == mini_dataset.manifest_sha256
         assert result["artifact_sha256"] == submission.artifact.sha256

@@ -38,7 +38,7 @@ def _assert_api_matches(client, submission_id: int, expected: dict[str, dict[str
 def _assert_page_matches(html: str, submission_id: int, expected: dict[str, dict[str, float]]) -> None:
     row = re.search(rf'<tr data-submission="{submission_id}">(.*?)</tr>', html, re.S)
     assert row, "the submission has no row on the leaderboard page"
-    shown = float(re.search(r'data-metric="acc_mean">([0-9.]+)<', row.group(1)).group(1))
+    shown = float(re.search(r'data-metric="acc_mean">([0-9.]+)\s*<', row.group(1)).group(1))
     assert shown == pytest.approx(expected["mean"]["acc_mean"], abs=5e-5)
     for generator, metrics in expected.items():
         if generator != "mean":

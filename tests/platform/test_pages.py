@@ -3,6 +3,7 @@ locally served plotly.js, error pages in the site's layout, sign-up and API toke
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -16,6 +17,7 @@ from evaluation.version import EVALUATOR_VERSION
 from spectra.submissions import services
 from spectra.submissions.models import Submission
 from tests import detector_files
+from tests.reference import scores_with_accuracy, split_rows
 
 LAYOUT = ('<header class="top">', '<a class="brand" href="/">Spectra</a>', "<footer>")
 
@@ -80,15 +82,16 @@ def test_the_leaderboard_page_says_the_benchmark_is_synthetic(client, mini_datas
     assert "No finished submission yet." in page
 
 
-def test_the_leaderboard_page_shows_a_finished_submission(client, submission, test_line_numbers):
-    metrics = {g: {"acc_real": 0.5, "acc_generated": 0.75, "acc_mean": 0.625, "ap": 0.7, "roc_auc": 0.8}
-               for g in ("mean", "spectral", "upsample", "vae")}
+def test_the_leaderboard_page_shows_a_finished_submission(client, submission, mini_root, test_line_numbers):
+    scores = scores_with_accuracy(split_rows(mini_root), 0.625)
     services.shard_done_record(outcome=outcome_for(
-        submission, status="done", metrics=metrics, row_ids=test_line_numbers, scores=[0.25] * len(test_line_numbers)))
+        submission, status="done", metrics={}, row_ids=test_line_numbers, scores=scores))
     page = page_of(client.get("/leaderboards/mini/"))
     assert f'<tr data-submission="{submission.pk}">' in page
-    assert '<td class="num" data-metric="acc_mean">0.6250</td>' in page
+    cell = re.search(r'<td class="num" data-metric="acc_mean">0\.6250\s*<span class="ci">\[(0\.\d{4}), (0\.\d{4})\]</span>', page)
+    assert cell and float(cell[1]) < 0.625 < float(cell[2])
     assert '<td class="num" data-generator="vae">0.6250</td>' in page
+    assert '<td class="num" data-tie-group="1">1</td>' in page
     assert f"artifact <code>{submission.artifact.sha256[:12]}</code>" in page
 
 
@@ -126,17 +129,16 @@ def test_a_submission_that_failed_on_our_side_says_so(client, submission, test_l
 
 
 def test_a_finished_submission_shows_the_results_table_and_the_chart(client, submission, test_line_numbers):
-    metrics = {g: {"acc_real": 0.5, "acc_generated": 0.875, "acc_mean": 0.6875, "ap": 0.7, "roc_auc": None,
-                   "n_real": 184, "n_generated": 184 * (3 if g == "mean" else 1)}
-               for g in ("mean", "spectral", "upsample", "vae")}
+    # Every image scored 0.75: all generated right, all real wrong, and ROC-AUC undefined-free but flat (0.5).
     services.shard_done_record(outcome=outcome_for(
-        submission, status="done", metrics=metrics, row_ids=test_line_numbers, scores=[0.75] * len(test_line_numbers)))
+        submission, status="done", metrics={}, row_ids=test_line_numbers, scores=[0.75] * len(test_line_numbers)))
     response = client.get(f"/submissions/{submission.pk}/")
     assert response.status_code == 200
     page = page_of(response)
     assert '<table class="grid" id="results">' in page
     assert page.index('<tr data-subset="mean">') < page.index('<tr data-subset="spectral">')
-    assert '<td class="num">0.8750</td>' in page and '<td class="num">—</td>' in page  # undefined ROC-AUC
+    assert '<td class="num">1.0000</td>' in page  # accuracy on generated
+    assert '<td class="num">0.5000 <span class="ci">[0.5000, 0.5000]</span></td>' in page  # acc_mean, no spread
     assert f"evaluator {EVALUATOR_VERSION}" in page
     assert '<div id="chart" class="chart"></div>' in page
     assert '<script src="/static/plotly/plotly.min.js"></script>' in page

@@ -120,8 +120,8 @@ def test_done_writes_one_result_per_subset_with_provenance_and_the_scores(run, s
         assert result.evaluator_version == EVALUATOR_VERSION
         assert result.manifest_sha256 == submission.dataset.manifest_sha256 == run.submission.dataset.manifest_sha256
         assert result.artifact_sha256 == submission.artifact.sha256
-        assert result.schema_version == Result.SCHEMA_VERSION == 1
-        assert result.metrics == pytest.approx(message.metrics[subset])
+        assert result.schema_version == Result.SCHEMA_VERSION == 2
+        assert {k: result.metrics[k] for k in message.metrics[subset]} == pytest.approx(message.metrics[subset])
 
     row_ids, scores = image_scores_get(scores=run.scores)
     assert run.scores.count == 1104
@@ -155,7 +155,8 @@ def test_a_repeated_done_message_overwrites_the_numbers_in_place(run, submission
     newer = done_message(run, test_split, seed=3)
     services.shard_done_record(outcome=newer)
     assert Result.objects.filter(submission=submission).count() == 1 + len(MINI_GENERATORS)
-    assert Result.objects.get(submission=submission, subset="mean").metrics == pytest.approx(newer.metrics["mean"])
+    stored = Result.objects.get(submission=submission, subset="mean").metrics
+    assert {k: stored[k] for k in newer.metrics["mean"]} == pytest.approx(newer.metrics["mean"])
     _, scores = image_scores_get(scores=ImageScores.objects.get(run=run))
     np.testing.assert_array_equal(scores, np.asarray(newer.scores, dtype=np.float32))
 
@@ -231,3 +232,23 @@ def test_progress_arriving_after_a_failure_does_not_revive_the_submission(run, s
     services.shard_progress_record(progress=progress_message(run, done=5))
     refresh(run, submission)
     assert (run.status, submission.status) == ("failed", "failed")
+
+
+def test_the_numbers_come_from_the_scores_not_from_what_the_worker_says(run, submission, test_split):
+    honest = done_message(run, test_split, seed=5)
+    made_up = {subset: {k: 0.99 for k in values} for subset, values in honest.metrics.items()}
+    services.shard_done_record(outcome=dataclasses.replace(honest, metrics=made_up))
+    for subset, expected in honest.metrics.items():
+        stored = Result.objects.get(submission=submission, subset=subset)
+        assert {k: stored.metrics[k] for k in expected} == pytest.approx(expected)
+        assert set(stored.intervals) >= set(expected) - {"n_real", "n_generated"}
+
+
+def test_scores_for_rows_outside_the_runs_split_fail_the_checks(run, submission, test_split):
+    line_numbers, _ = test_split
+    train_line = min(line_numbers) - 1  # the mini manifest lists train, val, then test rows
+    bad = done_message(run, test_split, row_ids=[train_line, *line_numbers[1:]])
+    services.shard_done_record(outcome=bad)
+    refresh(run, submission)
+    assert (submission.status, submission.error_kind) == ("failed", "platform")
+    assert "not in the test split" in submission.error and not Result.objects.exists()

@@ -14,16 +14,25 @@ from spectra.leaderboards.selectors import leaderboard_generators, leaderboard_r
 
 
 class LeaderboardRowOutput(serializers.Serializer):
-    rank = serializers.IntegerField()
-    submission_id = serializers.IntegerField()
+    rank = serializers.IntegerField(help_text="0 on a baseline row: baselines are shown in place, unranked.")
+    submission_id = serializers.IntegerField(allow_null=True)
     name = serializers.CharField()
     owner = serializers.CharField()
     mean = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    mean_intervals = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField(), allow_null=True),
+        help_text="metric -> [low, high]: 95 % stratified bootstrap interval",
+    )
+    tie_group = serializers.IntegerField(help_text="Rows whose intervals overlap the group's first row share a group.")
     per_generator = serializers.DictField(child=serializers.DictField(child=serializers.FloatField(allow_null=True)))
     protocol_version = serializers.IntegerField()
     evaluator_version = serializers.CharField()
     manifest_sha256 = serializers.CharField()
-    artifact_sha256 = serializers.CharField()
+    artifact_sha256 = serializers.CharField(allow_blank=True)
+    is_baseline = serializers.BooleanField()
+    baseline = serializers.CharField(allow_blank=True)
+    barely_beats_baseline = serializers.BooleanField(
+        help_text="Its 95 % interval of mean accuracy reaches the best shortcut baseline's.")
 
 
 class LeaderboardOutput(serializers.Serializer):

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from evaluation.baselines import SHORTCUTS
 from spectra.benchmarks.models import Benchmark
+from spectra.leaderboards.models import BaselineResult
 from spectra.submissions.models import Result, SubmissionStatus
 
 RANK_METRIC = "acc_mean"
@@ -12,16 +14,21 @@ MEAN_SUBSET = "mean"
 
 @dataclass
 class LeaderboardRow:
-    rank: int
-    submission_id: int
+    rank: int  # 0 for a baseline: baselines are shown in place but take no rank
+    submission_id: int | None
     name: str
     owner: str
     mean: dict[str, float | None]
+    mean_intervals: dict[str, list[float] | None] = field(default_factory=dict)
+    tie_group: int = 0  # rows whose 95 % intervals of the rank metric overlap the group's first row share it
     per_generator: dict[str, dict[str, float | None]] = field(default_factory=dict)
     evaluator_version: str = ""
     manifest_sha256: str = ""
     artifact_sha256: str = ""
     protocol_version: int = 0
+    is_baseline: bool = False
+    baseline: str = ""  # the shortcut's name (evaluation.baselines) on a baseline row
+    barely_beats_baseline: bool = False  # its interval reaches down to the best shortcut baseline's
 
 
 def _rows_from_results(results: list[Result]) -> list[LeaderboardRow]:
@@ -34,7 +41,7 @@ def _rows_from_results(results: list[Result]) -> list[LeaderboardRow]:
                            owner=submission.owner.username, mean={}),
         )
         if result.subset == MEAN_SUBSET:
-            row.mean = result.metrics
+            row.mean, row.mean_intervals = result.metrics, result.intervals or {}
             row.evaluator_version, row.protocol_version = result.evaluator_version, result.protocol_version
             row.manifest_sha256, row.artifact_sha256 = result.manifest_sha256, result.artifact_sha256
         else:
@@ -42,8 +49,41 @@ def _rows_from_results(results: list[Result]) -> list[LeaderboardRow]:
     return list(rows.values())
 
 
+def _baseline_rows(benchmark: Benchmark, protocol: str) -> list[LeaderboardRow]:
+    rows: dict[str, LeaderboardRow] = {}
+    results = BaselineResult.objects.filter(
+        dataset__benchmark=benchmark, dataset__variant="original", dataset__is_current=True, protocol=protocol)
+    titles = {s.name: s.title for s in SHORTCUTS}
+    for result in results:
+        row = rows.setdefault(result.baseline, LeaderboardRow(
+            rank=0, submission_id=None, name=titles.get(result.baseline, result.baseline), owner="Spectra",
+            mean={}, is_baseline=True, baseline=result.baseline, manifest_sha256=result.manifest_sha256,
+            evaluator_version=result.evaluator_version, protocol_version=result.protocol_version))
+        if result.subset == MEAN_SUBSET:
+            row.mean, row.mean_intervals = result.metrics, result.intervals or {}
+        else:
+            row.per_generator[result.subset] = result.metrics
+    return list(rows.values())
+
+
+def _flag_near_baselines(rows: list[LeaderboardRow]) -> None:
+    """Mark entries whose interval of the rank metric reaches the best baseline's: they barely beat a shortcut."""
+    baselines = [r for r in rows if r.is_baseline and r.mean.get(RANK_METRIC) is not None]
+    if not baselines:
+        return
+    best = max(baselines, key=lambda r: r.mean[RANK_METRIC])
+    best_high = (best.mean_intervals.get(RANK_METRIC) or [best.mean[RANK_METRIC]] * 2)[1]
+    for row in rows:
+        value = row.mean.get(RANK_METRIC)
+        if row.is_baseline or value is None:
+            continue
+        low = (row.mean_intervals.get(RANK_METRIC) or [value, value])[0]
+        row.barely_beats_baseline = low <= best_high
+
+
 def leaderboard_rows(*, benchmark: Benchmark, protocol: str = "cross-generator") -> list[LeaderboardRow]:
-    """Finished submissions on ``benchmark`` ranked by mean accuracy (ties share a rank)."""
+    """Finished submissions on ``benchmark`` ranked by mean accuracy (ties share a rank), with the shortcut
+    baselines in place (unranked) and entries that barely beat them flagged."""
     results = list(
         Result.objects.filter(
             submission__benchmark=benchmark, submission__status=SubmissionStatus.DONE, protocol=protocol
@@ -56,8 +96,24 @@ def leaderboard_rows(*, benchmark: Benchmark, protocol: str = "cross-generator")
         value = row.mean.get(RANK_METRIC)
         row.rank = rows[position - 2].rank if position > 1 and value == previous else position
         previous = value
+    _tie_groups(rows)
+    rows += _baseline_rows(benchmark, protocol)
+    rows.sort(key=lambda r: (-(r.mean.get(RANK_METRIC) or 0.0), r.is_baseline, r.submission_id or 0))
+    _flag_near_baselines(rows)
     return rows
 
 
+def _tie_groups(rows: list[LeaderboardRow]) -> None:
+    """Group ranked rows whose 95 % intervals of the rank metric overlap the interval of the group's first row."""
+    group, leader_low = 0, None
+    for row in rows:  # submissions only, already ranked
+        interval = row.mean_intervals.get(RANK_METRIC)
+        if leader_low is None or interval is None or interval[1] < leader_low:
+            group += 1
+            leader_low = interval[0] if interval else None
+        row.tie_group = group
+
+
 def leaderboard_generators(rows: list[LeaderboardRow]) -> list[str]:
+    """The generator subsets that appear in any row (a baseline's real-source subsets included)."""
     return sorted({g for row in rows for g in row.per_generator})

@@ -47,7 +47,7 @@ class ResultOutput(serializers.ModelSerializer):
     class Meta:
         model = Result
         fields = [
-            "protocol", "protocol_version", "subset", "metrics", "schema_version", "evaluator_version",
+            "protocol", "protocol_version", "subset", "metrics", "intervals", "schema_version", "evaluator_version",
             "manifest_sha256", "artifact_sha256", "created",
         ]
 

@@ -86,13 +86,14 @@ class EvaluationRun(models.Model):
 class Result(models.Model):
     """The metrics of one protocol on one subset, with everything needed to trace the numbers."""
 
-    SCHEMA_VERSION = 1
+    SCHEMA_VERSION = 2  # v2: metrics recomputed by the platform from the scores, with bootstrap intervals
 
     submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="results")
     protocol = models.CharField(max_length=50)
     protocol_version = models.PositiveIntegerField()
     subset = models.CharField(max_length=100, help_text='A generator subset, or "mean" over them.')
     metrics = models.JSONField()
+    intervals = models.JSONField(default=dict, blank=True, help_text="metric -> [low, high], 95 % stratified bootstrap")
     schema_version = models.PositiveIntegerField(default=SCHEMA_VERSION)
     evaluator_version = models.CharField(max_length=40)
     manifest_sha256 = models.CharField(max_length=64)

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from evaluation.detectors.formats import ArtifactFormat as SniffedFormat
 from evaluation.detectors.formats import sniff_artifact
-from evaluation.errors import ArtifactRejected
+from evaluation.errors import ArtifactRejected, DatasetError
 from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest
 from evaluation.protocols import get_protocol
 from evalworker.broker import TASK_EVALUATE_SHARD
@@ -36,6 +36,7 @@ from spectra.submissions.models import (
     Submission,
     SubmissionStatus,
 )
+from spectra.submissions.summaries import Summary, summary_from_scores
 
 log = logging.getLogger(__name__)
 FIRST_PROTOCOL = "cross-generator"
@@ -165,12 +166,22 @@ def _scores_store(run: EvaluationRun, outcome: ShardDone) -> None:
     )
 
 
-def _results_store(run: EvaluationRun, outcome: ShardDone) -> None:
-    for subset, metrics in outcome.metrics.items():
+def _summarise(run: EvaluationRun, outcome: ShardDone) -> Summary:
+    """Every number from the scores and our own manifest; rows outside the run's split fail the checks."""
+    try:
+        return summary_from_scores(protocol=run.protocol, config={}, manifest_url=run.submission.dataset.manifest_url,
+                                   split=run.split, row_ids=outcome.row_ids, scores=outcome.scores)
+    except DatasetError as error:
+        raise MessageError(error.message) from None
+
+
+def _results_store(run: EvaluationRun, outcome: ShardDone, summary: Summary) -> None:
+    for subset, metrics in summary.metrics.items():
         Result.objects.update_or_create(
             submission=run.submission, protocol=run.protocol, subset=subset,
             defaults={
                 "protocol_version": run.protocol_version, "metrics": metrics,
+                "intervals": summary.intervals.get(subset, {}),
                 "evaluator_version": outcome.evaluator_version, "manifest_sha256": outcome.manifest_sha256,
                 "artifact_sha256": outcome.artifact_sha256, "schema_version": Result.SCHEMA_VERSION,
             },
@@ -195,8 +206,10 @@ def shard_done_record(*, outcome: ShardDone) -> None:
         log.warning("dropped shard_done for run %s: the run no longer exists", outcome.run_id)
         return
     submission = run.submission
+    summary = None
     try:
         _check_outcome(run, outcome)
+        summary = _summarise(run, outcome) if outcome.status == "done" else None
     except MessageError as error:
         log.error("run %s: the worker's result failed the checks: %s", run.pk, error)
         outcome = ShardDone.from_dict({
@@ -210,7 +223,7 @@ def shard_done_record(*, outcome: ShardDone) -> None:
         submission.error, submission.error_kind = outcome.error, outcome.error_kind
     else:
         _scores_store(run, outcome)
-        _results_store(run, outcome)
+        _results_store(run, outcome, summary)
         run.status, run.done, run.stage = SubmissionStatus.DONE, run.total, "done"
     run.save(update_fields=["status", "done", "stage", "heartbeat", "timings"])
     _submission_finish(submission)

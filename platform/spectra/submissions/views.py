@@ -1,6 +1,7 @@
 """HTML views of submissions: the upload form and the submission page."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -29,11 +30,21 @@ def submit(request: HttpRequest) -> HttpResponse:
     return render(request, "submissions/submit.html", {"form": form}, status=400 if form.errors else 200)
 
 
+def _error_bars(results: list, key: str) -> dict:
+    """Asymmetric error bars from the stored 95 % intervals (zero-length where a subset has none)."""
+    values = [r.metrics.get(key) for r in results]
+    bounds = [(r.intervals or {}).get(key) or [v, v] for r, v in zip(results, values, strict=True)]
+    return {"type": "data", "symmetric": False,
+            "array": [hi - v if v is not None else 0 for v, (_, hi) in zip(values, bounds, strict=True)],
+            "arrayminus": [v - lo if v is not None else 0 for v, (lo, _) in zip(values, bounds, strict=True)]}
+
+
 def _chart(results: list) -> dict:
-    """Plotly traces: per-generator accuracy on real, on generated and AP."""
+    """Plotly traces: per-generator accuracy on real, on generated and AP, with 95 % intervals."""
     subsets = [r.subset for r in results]
     traces = [
-        {"type": "bar", "name": label, "x": subsets, "y": [r.metrics.get(key) for r in results]}
+        {"type": "bar", "name": label, "x": subsets, "y": [r.metrics.get(key) for r in results],
+         "error_y": _error_bars(results, key)}
         for key, label in [("acc_real", "accuracy (real)"), ("acc_generated", "accuracy (generated)"),
                            ("ap", "average precision")]
     ]
@@ -52,6 +63,7 @@ def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "progress": selectors.submission_progress(submission=submission),
         "results": results,
         "chart": _chart(results) if results else None,
+        "resamples": settings.SPECTRA_BOOTSTRAP_RESAMPLES,
     }
     return render(request, "submissions/detail.html", context)
 

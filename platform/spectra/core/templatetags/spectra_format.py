@@ -26,3 +26,12 @@ def subset_metric(per_subset: dict[str, dict[str, Any]], subset: str, name: str 
 @register.filter
 def get_item(mapping: dict[str, Any], key: str) -> Any:
     return (mapping or {}).get(key)
+
+
+@register.filter
+def interval(intervals: dict[str, Any] | None, name: str) -> str:
+    """A metric's 95 % interval as "[low, high]", or nothing when there is none."""
+    bounds = (intervals or {}).get(name)
+    if not bounds:
+        return ""
+    return f"[{metric(bounds[0])}, {metric(bounds[1])}]"

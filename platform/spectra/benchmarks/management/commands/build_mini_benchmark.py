@@ -14,8 +14,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from spectra.benchmarks.management.publish import dataset_publish
 from spectra.benchmarks.models import Dataset
-from spectra.benchmarks.services import benchmark_upsert, dataset_archives_build, dataset_register
+from spectra.benchmarks.services import benchmark_upsert, dataset_register
 
 SLUG = "mini"
 VARIANTS = ("original", "biased", "unbiased")
@@ -46,7 +47,7 @@ class Command(BaseCommand):
             self.stdout.write("The mini benchmark is up to date (" + ", ".join(
                 f"{v} {current[v].manifest_sha256[:12]}" for v in VARIANTS) + "); --force rebuilds it.")
             for variant in VARIANTS:
-                self._archives(current[variant])
+                dataset_publish(current[variant], self.stdout.write)
             return
         steps = {"vae_steps": 5, "gan_steps": 5} if smoke else {}
         roots, seconds = self._build(Path(settings.SPECTRA_DATA_ROOT) / SLUG, seed, steps,
@@ -89,13 +90,8 @@ class Command(BaseCommand):
         for variant, root in roots.items():
             dataset = dataset_register(benchmark=benchmark, root=root, variant=variant, licence=MINI_LICENCE,
                                        description=descriptions[variant])
-            self._archives(dataset)
+            dataset_publish(dataset, self.stdout.write)
             self._summarise(dataset)
-
-    def _archives(self, dataset: Dataset) -> None:
-        if not dataset.archives:
-            self.stdout.write(f"  {dataset.variant}: writing download archives and SHA256SUMS")
-            dataset_archives_build(dataset=dataset)
 
     def _summarise(self, dataset: Dataset) -> None:
         audit = dataset.audit.get("verdict", "not audited")

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from evaluation.errors import DatasetError
+from spectra.benchmarks.management.publish import dataset_publish
 from spectra.benchmarks.selectors import benchmark_get, dataset_current
 from spectra.benchmarks.services import dataset_register
 from spectra.core.errors import ApplicationError
@@ -50,4 +51,5 @@ class Command(BaseCommand):
             self.stdout.write(f"  dropped {count:>8}  {reason}")
         for (generator, split, label), count in sorted(summary.counts.items()):
             self.stdout.write(f"  kept {split:<5} {generator:<28} {'generated' if label else 'real':<9} {count}")
+        dataset_publish(dataset, self.stdout.write, archives=False)
         self.stdout.write(f"bias audit: {dataset.audit.get('verdict')}")

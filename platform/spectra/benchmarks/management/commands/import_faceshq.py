@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from evaluation.datasets.faceshq import FACESHQ_CITATION, FACESHQ_DESCRIPTION, FACESHQ_LICENCE, scan_faceshq
 from evaluation.errors import DatasetError
+from spectra.benchmarks.management.publish import dataset_publish
 from spectra.benchmarks.services import benchmark_upsert, dataset_register
 
 
@@ -30,5 +31,6 @@ class Command(BaseCommand):
         dataset = dataset_register(benchmark=benchmark, root=root, licence=FACESHQ_LICENCE, citation=FACESHQ_CITATION)
         for (source, split), counts in sorted(summary.counts.items(), key=lambda item: (item[0][1], item[0][0] or "")):
             self.stdout.write(f"  {split:<5} {source:<12} real {counts.get(0, 0):>6}  generated {counts.get(1, 0):>6}")
+        dataset_publish(dataset, self.stdout.write, archives=False)
         self.stdout.write(f"known-bad files: {summary.n_known_bad} (listed in {summary.known_bad_path})")
         self.stdout.write(self.style.SUCCESS(f"Registered {dataset}; manifest sha256 {dataset.manifest_sha256}"))

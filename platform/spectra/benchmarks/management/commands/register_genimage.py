@@ -15,6 +15,7 @@ from evaluation.datasets.genimage import (
     scan_genimage,
 )
 from evaluation.errors import DatasetError
+from spectra.benchmarks.management.publish import dataset_publish
 from spectra.benchmarks.models import Dataset
 from spectra.benchmarks.services import benchmark_upsert, dataset_register
 from spectra.core.errors import ApplicationError
@@ -59,6 +60,7 @@ class Command(BaseCommand):
             ))
             return
         dataset = self._register(root)
+        dataset_publish(dataset, self.stdout.write, archives=False)
         self._summarise(summary)
         self.stdout.write(self.style.SUCCESS(f"Registered GenImage ({dataset.variant}) from {dataset.root}."))
 

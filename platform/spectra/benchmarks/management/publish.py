@@ -1,0 +1,20 @@
+"""What every registering command does after registration: archives (optional) and shortcut baselines."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from spectra.benchmarks.models import Dataset
+from spectra.benchmarks.services import dataset_archives_build
+from spectra.leaderboards.services import baselines_build
+
+
+def dataset_publish(dataset: Dataset, say: Callable[[str], None], *, archives: bool = True) -> None:
+    """Write what is missing; a dataset that has it all is left as it is, so re-running is quick."""
+    if archives and not dataset.archives:
+        say(f"  {dataset.variant}: writing download archives and SHA256SUMS")
+        dataset_archives_build(dataset=dataset)
+    if not dataset.baseline_results.exists():
+        say(f"  {dataset.variant}: scoring the shortcut baselines (manifest only)")
+        baselines_build(dataset=dataset)
+    for result in dataset.baseline_results.filter(subset="mean"):
+        say(f"  {dataset.variant}: baseline {result.baseline}: mean accuracy {result.metrics.get('acc_mean') or 0:.3f}")
