@@ -40,7 +40,7 @@ def test_the_leaderboard_shows_the_baselines_unranked_and_flags_an_entry_that_ba
 ):
     baselines_build(dataset=mini_dataset)  # the plain mini version: PNG 64 px everywhere, so chance
     rows = split_rows(mini_root)
-    strong, weak = (make_submission(alice, mini_dataset, data, name) for data, name in zip(onnx_files, ("strong", "weak")))
+    strong, weak = (make_submission(alice, mini_dataset, data, name) for data, name in zip(onnx_files, ("strong", "weak"), strict=True))
     finish(strong, test_line_numbers, scores_with_accuracy(rows, 0.9))
     finish(weak, test_line_numbers, scores_with_accuracy(rows, 0.51))
 
