@@ -9,7 +9,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
-MESSAGE_VERSION = 1
+MESSAGE_VERSION = 2  # v2: ShardDone.worker
 
 T = TypeVar("T", bound="_Message")
 
@@ -84,6 +84,7 @@ class ShardDone(_Message):
     timings: dict[str, float] = field(default_factory=dict)
     error: str = ""
     error_kind: str = ""  # "user" | "platform"
+    worker: str = ""  # the evaluation worker's name, for the run's record
 
     def check(self) -> None:
         """Raise MessageError unless the numbers are well formed (finite, aligned, in range)."""

@@ -4,6 +4,7 @@ Start it with ``celery -A evalworker.app worker --queues eval --concurrency 1``.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 
@@ -40,8 +41,8 @@ def _failed(request: ShardRequest, error: str, kind: str) -> ShardDone:
     )
 
 
-@app.task(name=TASK_EVALUATE_SHARD)
-def evaluate_shard(message: dict) -> None:
+@app.task(name=TASK_EVALUATE_SHARD, bind=True)
+def evaluate_shard(self, message: dict) -> None:  # noqa: ANN001 - Celery's bound task
     """Thin task: parse the request, run the shard, report the outcome to the platform queue."""
     try:
         request = ShardRequest.from_dict(message)
@@ -61,4 +62,4 @@ def evaluate_shard(message: dict) -> None:
         log.exception("evaluator crashed on run %s", request.run_id)
         _send(TASK_SHARD_DONE, _failed(request, f"internal evaluator error ({type(error).__name__})", "platform").to_dict())
         raise
-    _send(TASK_SHARD_DONE, outcome.to_dict())
+    _send(TASK_SHARD_DONE, dataclasses.replace(outcome, worker=self.request.hostname or "").to_dict())

@@ -106,7 +106,7 @@ class Workers:
 
 @pytest.fixture(scope="session")
 def workers(django_db_setup, django_db_blocker) -> Iterator[Workers]:
-    """Both real Celery workers as child processes: platform (test database) and evaluation (no database)."""
+    """Real Celery workers as child processes: platform (test database) and two evaluation workers (no database)."""
     from spectra.core.management.commands.runstack import evaluation_worker_env, platform_env, worker_commands
 
     with django_db_blocker.unblock():
@@ -115,7 +115,7 @@ def workers(django_db_setup, django_db_blocker) -> Iterator[Workers]:
     pair = Workers(ROOT / "var" / "test-worker-logs")  # kept after the run: the first place to look
     pair.logs.mkdir(parents=True, exist_ok=True)
     celery = str(Path(sys.executable).with_name("celery"))
-    for name, command, env in worker_commands(celery):
+    for name, command, env in worker_commands(celery, evaluation_workers=2):  # two share each submission
         if name == "platform worker":
             # No persistent connections, so the test database can be dropped as soon as the worker stops.
             env = {**platform_env(), "DATABASE_URL": database_url, "DATABASE_CONN_MAX_AGE": "0"}

@@ -99,6 +99,7 @@ WHITENOISE_USE_FINDERS = True
 
 # Uploads above this many bytes are refused before they are stored (and streamed to disk meanwhile).
 SPECTRA_MAX_UPLOAD_BYTES = env_int("SPECTRA_MAX_UPLOAD_MB", 512) * 1024 * 1024
+SPECTRA_SHARD_IMAGES = max(env_int("SPECTRA_SHARD_IMAGES", 2000), 1)  # images per evaluation shard
 SPECTRA_BOOTSTRAP_RESAMPLES = max(env_int("SPECTRA_BOOTSTRAP_RESAMPLES", 1000), 1000)  # never fewer than 1000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

@@ -21,7 +21,7 @@ def media_root(settings, tmp_path: Path) -> Path:
 @pytest.fixture
 def send() -> Iterator[mock.MagicMock]:
     """The only mock: the function that would put the ShardRequest on the broker."""
-    with mock.patch("spectra.submissions.services.evaluation_run_send", autospec=True) as patched:
+    with mock.patch("spectra.submissions.services.evaluation_runs_send", autospec=True) as patched:
         yield patched
 
 

@@ -76,3 +76,34 @@ def test_a_detector_that_fails_on_the_worker_reports_it_in_plain_words(alice_cli
     page = alice_client.get(reverse("submission-detail", args=[submission.pk])).content.decode()
     assert "because of the detector" in page and "input size is 32" in page and "Traceback" not in page
     assert not submission.results.exists()
+
+
+def _upload(client, path: Path, name: str) -> int:
+    with path.open("rb") as handle:
+        response = client.post(reverse("submit"), {
+            "name": name, "benchmark": "mini", "format": "onnx", "input_size": INPUT_SIZE, "file": handle,
+        })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return int(response.url.rstrip("/").split("/")[-1])
+
+
+def test_two_evaluation_workers_share_one_submission_and_the_merged_result_equals_a_single_shard_run(
+    alice_client, mini_dataset, mini_root, workers, tmp_path, settings,
+):
+    path = write_onnx(tmp_path / "shared.onnx", seed=5, input_size=INPUT_SIZE)
+    settings.SPECTRA_SHARD_IMAGES = 10_000
+    single = workers.wait_for(_upload(alice_client, path, "one shard"))
+    settings.SPECTRA_SHARD_IMAGES = 100  # 12 shards of the 1104 test images
+    shared = workers.wait_for(_upload(alice_client, path, "twelve shards"))
+    assert (single.status, shared.status) == ("done", "done"), (single.error, shared.error)
+    assert single.runs.count() == 1 and shared.runs.count() == 12
+    assert len({run.worker for run in shared.runs.all()}) == 2, "both evaluation workers should have taken shards"
+
+    def numbers(submission):
+        return {r.subset: (r.metrics, r.intervals) for r in submission.results.all()}
+
+    assert numbers(shared) == numbers(single)
+    expected = _direct(mini_root, seed=5)
+    for subset, (metrics, _) in numbers(shared).items():
+        for metric in METRICS:
+            assert metrics[metric] == pytest.approx(expected[subset][metric], abs=1e-6)

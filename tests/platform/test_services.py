@@ -120,7 +120,8 @@ def test_done_writes_one_result_per_subset_with_provenance_and_the_scores(run, s
         assert result.evaluator_version == EVALUATOR_VERSION
         assert result.manifest_sha256 == submission.dataset.manifest_sha256 == run.submission.dataset.manifest_sha256
         assert result.artifact_sha256 == submission.artifact.sha256
-        assert result.schema_version == Result.SCHEMA_VERSION == 2
+        assert result.schema_version == Result.SCHEMA_VERSION == 3
+        assert (result.dataset, result.condition) == (submission.dataset, "")
         assert {k: result.metrics[k] for k in message.metrics[subset]} == pytest.approx(message.metrics[subset])
 
     row_ids, scores = image_scores_get(scores=run.scores)

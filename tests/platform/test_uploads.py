@@ -1,6 +1,6 @@
 """Uploading a detector through the web form (/submit/) and the API (POST /api/v1/submissions/).
 
-No worker runs here: the one seam patched is ``services.evaluation_run_send``, so the broker is never
+No worker runs here: the one seam patched is ``services.evaluation_runs_send``, so the broker is never
 touched, and ``django_capture_on_commit_callbacks`` shows whether the send was scheduled after commit.
 """
 from __future__ import annotations
@@ -166,10 +166,10 @@ def test_a_valid_upload_creates_one_artifact_one_queued_submission_and_one_run_a
     assert run.submission == submission
     assert (run.protocol, run.protocol_version, run.split, run.status) == ("cross-generator", get_protocol("cross-generator").version, "test", "queued")
     assert test_rows == 1104
-    assert (run.first_row, run.last_row, run.total, run.done) == (0, test_rows, test_rows, 0)
+    assert (run.dataset, run.first_row, run.last_row, run.total, run.done) == (mini_dataset, 0, test_rows, test_rows, 0)
 
     assert len(callbacks) == 1
-    send.assert_called_once_with(run=run)
+    send.assert_called_once_with(runs=[run])
 
 
 def test_the_api_answers_a_created_submission_with_its_provenance(files, alice, mini_dataset, send):

@@ -26,6 +26,16 @@ def dataset_current(*, benchmark: Benchmark, variant: str = "original") -> Datas
     return dataset
 
 
+VARIANT_ORDER = ("original", "biased", "unbiased")
+
+
+def dataset_versions_evaluated(*, benchmark: Benchmark) -> list[Dataset]:
+    """Every current version of ``benchmark``, the original first: a submission is evaluated on all of them."""
+    current = list(benchmark.datasets.filter(is_current=True))
+    order = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    return sorted(current, key=lambda d: (order.get(d.variant, len(order)), d.variant))
+
+
 def subset_list(*, dataset: Dataset, split: str | None = None) -> QuerySet[Subset]:
     subsets = dataset.subsets.all()
     return subsets.filter(split=split) if split else subsets

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from spectra.benchmarks.selectors import benchmark_get
-from spectra.leaderboards.selectors import leaderboard_generators, leaderboard_rows
+from spectra.leaderboards.selectors import leaderboard_generators, leaderboard_rows, leaderboard_versions
 
 
 class LeaderboardRowOutput(serializers.Serializer):
@@ -29,6 +29,10 @@ class LeaderboardRowOutput(serializers.Serializer):
     evaluator_version = serializers.CharField()
     manifest_sha256 = serializers.CharField()
     artifact_sha256 = serializers.CharField(allow_blank=True)
+    by_version = serializers.DictField(child=serializers.FloatField(allow_null=True),
+                                       help_text="dataset variant -> mean accuracy on that version")
+    bias_gap = serializers.FloatField(allow_null=True, help_text="Mean accuracy on the raw version minus on the "
+                                      "unbiased one: how much of the score the dataset's biases explain.")
     is_baseline = serializers.BooleanField()
     baseline = serializers.CharField(allow_blank=True)
     barely_beats_baseline = serializers.BooleanField(
@@ -40,6 +44,7 @@ class LeaderboardOutput(serializers.Serializer):
     is_synthetic = serializers.BooleanField()
     protocol = serializers.CharField()
     generators = serializers.ListField(child=serializers.CharField())
+    versions = serializers.ListField(child=serializers.CharField())
     rows = LeaderboardRowOutput(many=True)
 
 
@@ -50,6 +55,7 @@ class LeaderboardApi(APIView):
         rows = leaderboard_rows(benchmark=benchmark)
         data = {
             "benchmark": benchmark.slug, "is_synthetic": benchmark.is_synthetic, "protocol": "cross-generator",
-            "generators": leaderboard_generators(rows), "rows": [asdict(r) for r in rows],
+            "generators": leaderboard_generators(rows), "versions": leaderboard_versions(rows),
+            "rows": [asdict(r) for r in rows],
         }
         return Response(LeaderboardOutput(data).data)

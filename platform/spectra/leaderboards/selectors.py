@@ -1,10 +1,14 @@
 """Leaderboard rows: queries over Result, ranked by mean accuracy."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from django.db.models import F
 
 from evaluation.baselines import SHORTCUTS
 from spectra.benchmarks.models import Benchmark
+from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.leaderboards.models import BaselineResult
 from spectra.submissions.models import Result, SubmissionStatus
 
@@ -29,6 +33,8 @@ class LeaderboardRow:
     is_baseline: bool = False
     baseline: str = ""  # the shortcut's name (evaluation.baselines) on a baseline row
     barely_beats_baseline: bool = False  # its interval reaches down to the best shortcut baseline's
+    by_version: dict[str, float | None] = field(default_factory=dict)  # dataset variant -> mean accuracy
+    bias_gap: float | None = None  # mean accuracy on the raw version minus on the unbiased one
 
 
 def _rows_from_results(results: list[Result]) -> list[LeaderboardRow]:
@@ -66,6 +72,28 @@ def _baseline_rows(benchmark: Benchmark, protocol: str) -> list[LeaderboardRow]:
     return list(rows.values())
 
 
+def raw_variant(variants: set[str]) -> str:
+    """The version the bias gap starts from: "biased" where a benchmark has one (the mini benchmark), else
+    "original" (GenImage: the original is the biased one)."""
+    return "biased" if "biased" in variants else "original"
+
+
+def _versions_and_gap(rows: list[LeaderboardRow], means: Iterable[tuple[int, str, dict]]) -> None:
+    by_submission: dict[int, dict[str, float | None]] = {}
+    for submission_id, variant, metrics in means:
+        by_submission.setdefault(submission_id, {})[variant] = metrics.get(RANK_METRIC)
+    for row in rows:
+        row.by_version = by_submission.get(row.submission_id or 0, {})
+        raw, unbiased = row.by_version.get(raw_variant(set(row.by_version))), row.by_version.get("unbiased")
+        row.bias_gap = raw - unbiased if raw is not None and unbiased is not None else None
+
+
+def leaderboard_versions(rows: list[LeaderboardRow]) -> list[str]:
+    """The dataset variants any row was evaluated on, in the platform's order."""
+    seen = {v for row in rows for v in row.by_version}
+    return [v for v in VARIANT_ORDER if v in seen] + sorted(seen - set(VARIANT_ORDER))
+
+
 def _flag_near_baselines(rows: list[LeaderboardRow]) -> None:
     """Mark entries whose interval of the rank metric reaches the best baseline's: they barely beat a shortcut."""
     baselines = [r for r in rows if r.is_baseline and r.mean.get(RANK_METRIC) is not None]
@@ -84,12 +112,11 @@ def _flag_near_baselines(rows: list[LeaderboardRow]) -> None:
 def leaderboard_rows(*, benchmark: Benchmark, protocol: str = "cross-generator") -> list[LeaderboardRow]:
     """Finished submissions on ``benchmark`` ranked by mean accuracy (ties share a rank), with the shortcut
     baselines in place (unranked) and entries that barely beat them flagged."""
-    results = list(
-        Result.objects.filter(
-            submission__benchmark=benchmark, submission__status=SubmissionStatus.DONE, protocol=protocol
-        ).select_related("submission", "submission__owner")
-    )
+    finished = Result.objects.filter(
+        submission__benchmark=benchmark, submission__status=SubmissionStatus.DONE, protocol=protocol, condition="")
+    results = list(finished.filter(dataset=F("submission__dataset")).select_related("submission", "submission__owner"))
     rows = _rows_from_results(results)
+    _versions_and_gap(rows, finished.filter(subset=MEAN_SUBSET).values_list("submission_id", "dataset__variant", "metrics"))
     rows.sort(key=lambda r: (-(r.mean.get(RANK_METRIC) or 0.0), r.submission_id))
     previous: float | None = None
     for position, row in enumerate(rows, start=1):

@@ -44,10 +44,12 @@ class SubmissionOutput(serializers.ModelSerializer):
 
 
 class ResultOutput(serializers.ModelSerializer):
+    variant = serializers.CharField(source="dataset.variant", help_text="The dataset version these numbers are on.")
+
     class Meta:
         model = Result
         fields = [
-            "protocol", "protocol_version", "subset", "metrics", "intervals", "schema_version", "evaluator_version",
+            "variant", "protocol", "protocol_version", "condition", "subset", "metrics", "intervals", "schema_version", "evaluator_version",
             "manifest_sha256", "artifact_sha256", "created",
         ]
 

@@ -59,9 +59,11 @@ class Submission(models.Model):
 
 
 class EvaluationRun(models.Model):
-    """One shard of one protocol of a submission; unique so a retried shard overwrites."""
+    """One shard (protocol × dataset version × row range) of a submission; unique so a retried shard overwrites."""
 
     submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="runs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="runs",
+                                help_text="The dataset version this shard reads.")
     protocol = models.CharField(max_length=50)
     protocol_version = models.PositiveIntegerField()
     shard = models.PositiveIntegerField(default=0)
@@ -74,6 +76,7 @@ class EvaluationRun(models.Model):
     total = models.PositiveIntegerField(default=0)
     heartbeat = models.DateTimeField(null=True, blank=True)
     timings = models.JSONField(default=dict, blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="The evaluation worker that ran it.")
 
     class Meta:
         ordering = ["submission", "protocol", "shard"]
@@ -86,10 +89,12 @@ class EvaluationRun(models.Model):
 class Result(models.Model):
     """The metrics of one protocol on one subset, with everything needed to trace the numbers."""
 
-    SCHEMA_VERSION = 2  # v2: metrics recomputed by the platform from the scores, with bootstrap intervals
+    SCHEMA_VERSION = 3  # v2: recomputed from the scores, with intervals; v3: per dataset version and condition
 
     submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="results")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="results")
     protocol = models.CharField(max_length=50)
+    condition = models.CharField(max_length=50, blank=True, default="", help_text='A perturbation, e.g. "jpeg-90"; "" is clean.')
     protocol_version = models.PositiveIntegerField()
     subset = models.CharField(max_length=100, help_text='A generator subset, or "mean" over them.')
     metrics = models.JSONField()
@@ -101,9 +106,10 @@ class Result(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["submission", "protocol", "subset"]
+        ordering = ["submission", "dataset", "protocol", "condition", "subset"]
         constraints = [
-            models.UniqueConstraint(fields=["submission", "protocol", "subset"], name="unique_result")
+            models.UniqueConstraint(fields=["submission", "dataset", "protocol", "condition", "subset"],
+                                    name="unique_result_per_version")
         ]
 
     def __str__(self) -> str:
@@ -115,5 +121,8 @@ class ImageScores(models.Model):
 
     run = models.OneToOneField(EvaluationRun, on_delete=models.CASCADE, related_name="scores")
     count = models.PositiveIntegerField()
+    conditions = models.JSONField(default=list, blank=True,
+                                  help_text='The scores\' rows: one per condition ("" is clean); empty means [""].')
     row_ids = models.BinaryField(help_text="zlib-compressed little-endian int64 manifest line numbers")
-    scores = models.BinaryField(help_text="zlib-compressed little-endian float32 probabilities 'generated'")
+    scores = models.BinaryField(help_text="zlib-compressed little-endian float32 probabilities 'generated', "
+                                          "conditions × count, row-major")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db.models import QuerySet
 
+from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.core.errors import NotFoundError
 from spectra.submissions.models import ImageScores, Result, Submission
 
@@ -47,11 +48,14 @@ def submission_progress(*, submission: Submission) -> Progress:
 
 
 def result_list(*, submission: Submission, protocol: str | None = None) -> list[Result]:
-    """Results with the mean first, then generator subsets by name."""
-    results = submission.results.all()
+    """Results per dataset version (the ranked one first), protocol and condition; the mean first, then
+    subsets by name."""
+    results = submission.results.select_related("dataset")
     if protocol:
         results = results.filter(protocol=protocol)
-    return sorted(results, key=lambda r: (r.protocol, r.subset != MEAN_SUBSET, r.subset))
+    order = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    return sorted(results, key=lambda r: (r.dataset_id != submission.dataset_id, order.get(r.dataset.variant, 99),
+                                          r.dataset.variant, r.protocol, r.condition, r.subset != MEAN_SUBSET, r.subset))
 
 
 def image_scores_get(*, scores: ImageScores) -> tuple[np.ndarray, np.ndarray]:

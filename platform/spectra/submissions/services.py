@@ -11,7 +11,7 @@ import zlib
 from typing import IO
 
 import numpy as np
-from celery import current_app
+from celery import current_app, group
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
@@ -24,8 +24,8 @@ from evaluation.errors import ArtifactRejected, DatasetError
 from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest
 from evaluation.protocols import get_protocol
 from evalworker.broker import TASK_EVALUATE_SHARD
-from spectra.benchmarks.models import Benchmark
-from spectra.benchmarks.selectors import dataset_current, split_size
+from spectra.benchmarks.models import Benchmark, Dataset
+from spectra.benchmarks.selectors import dataset_current, dataset_versions_evaluated, split_size
 from spectra.core.errors import ApplicationError
 from spectra.core.storage import storage_url
 from spectra.submissions.models import (
@@ -36,7 +36,8 @@ from spectra.submissions.models import (
     Submission,
     SubmissionStatus,
 )
-from spectra.submissions.summaries import Summary, summary_from_scores
+from spectra.submissions.selectors import image_scores_get
+from spectra.submissions.summaries import summary_from_scores
 
 log = logging.getLogger(__name__)
 FIRST_PROTOCOL = "cross-generator"
@@ -89,10 +90,32 @@ def artifact_store(*, owner, upload: UploadedFile, declared_format: str, input_s
     )
 
 
+def shard_ranges(total: int, size: int) -> list[tuple[int, int]]:
+    """[first, last) row ranges of at most ``size`` rows covering ``total`` rows (at least one range)."""
+    size = max(size, 1)
+    return [(first, min(first + size, total)) for first in range(0, total, size)] or [(0, 0)]
+
+
+def _runs_create(submission: Submission, datasets: list[Dataset]) -> list[EvaluationRun]:
+    """One run per shard of each dataset version's test split; shards are numbered per (submission, protocol)."""
+    protocol = get_protocol(FIRST_PROTOCOL)
+    runs, shard = [], 0
+    for dataset in datasets:
+        total = split_size(dataset=dataset, split=EVALUATION_SPLIT)
+        for first, last in shard_ranges(total, settings.SPECTRA_SHARD_IMAGES):
+            runs.append(EvaluationRun(
+                submission=submission, dataset=dataset, protocol=protocol.name, protocol_version=protocol.version,
+                shard=shard, split=EVALUATION_SPLIT, first_row=first, last_row=last, total=last - first,
+            ))
+            shard += 1
+    return EvaluationRun.objects.bulk_create(runs)
+
+
 def submission_create(
     *, owner, name: str, benchmark: Benchmark, upload: UploadedFile, declared_format: str, input_size: int
 ) -> Submission:
-    """Create a queued submission and send its evaluation once the transaction commits."""
+    """Create a queued submission, ranked on the benchmark's original version and evaluated on every current
+    version (original, biased, unbiased…) in shards; the shards are sent once the transaction commits."""
     dataset = dataset_current(benchmark=benchmark)
     with transaction.atomic():
         artifact = artifact_store(owner=owner, upload=upload, declared_format=declared_format, input_size=input_size)
@@ -100,18 +123,13 @@ def submission_create(
             name=name.strip() or artifact.original_name or f"detector {artifact.sha256[:8]}",
             owner=owner, artifact=artifact, benchmark=benchmark, dataset=dataset,
         )
-        run = EvaluationRun.objects.create(
-            submission=submission, protocol=FIRST_PROTOCOL, protocol_version=get_protocol(FIRST_PROTOCOL).version,
-            split=EVALUATION_SPLIT, first_row=0, last_row=split_size(dataset=dataset, split=EVALUATION_SPLIT),
-        )
-        run.total = run.last_row
-        run.save(update_fields=["total"])
-        transaction.on_commit(lambda: evaluation_run_send(run=run))
+        runs = _runs_create(submission, dataset_versions_evaluated(benchmark=benchmark))
+        transaction.on_commit(lambda: evaluation_runs_send(runs=runs))
     return submission
 
 
 def shard_request_build(*, run: EvaluationRun) -> ShardRequest:
-    artifact, dataset = run.submission.artifact, run.submission.dataset
+    artifact, dataset = run.submission.artifact, run.dataset
     return ShardRequest(
         run_id=run.pk, artifact_url=storage_url(artifact.file.name), artifact_sha256=artifact.sha256,
         artifact_format=artifact.format, input_size=artifact.input_size, dataset_root_url=dataset.root,
@@ -121,8 +139,12 @@ def shard_request_build(*, run: EvaluationRun) -> ShardRequest:
     )
 
 
-def evaluation_run_send(*, run: EvaluationRun) -> None:
-    current_app.send_task(TASK_EVALUATE_SHARD, args=[shard_request_build(run=run).to_dict()])
+def evaluation_runs_send(*, runs: list[EvaluationRun]) -> None:
+    """All shards as one Celery group on queue ``eval``: any number of evaluation workers share them. The
+    aggregate step is the platform worker's (shard_done_record), so no result backend is needed."""
+    signatures = [current_app.signature(TASK_EVALUATE_SHARD, args=[shard_request_build(run=run).to_dict()])
+                  for run in runs]
+    group(signatures).apply_async()
 
 
 def shard_progress_record(*, progress: ShardProgress) -> None:
@@ -142,9 +164,8 @@ def shard_progress_record(*, progress: ShardProgress) -> None:
 def _check_outcome(run: EvaluationRun, outcome: ShardDone) -> None:
     """Re-check what the worker sent before anything is written."""
     outcome.check()
-    submission = run.submission
     expected = {
-        "artifact_sha256": submission.artifact.sha256, "manifest_sha256": submission.dataset.manifest_sha256,
+        "artifact_sha256": run.submission.artifact.sha256, "manifest_sha256": run.dataset.manifest_sha256,
         "protocol": run.protocol, "protocol_version": run.protocol_version,
     }
     for key, value in expected.items():
@@ -166,24 +187,34 @@ def _scores_store(run: EvaluationRun, outcome: ShardDone) -> None:
     )
 
 
-def _summarise(run: EvaluationRun, outcome: ShardDone) -> Summary:
-    """Every number from the scores and our own manifest; rows outside the run's split fail the checks."""
+def _merged_scores(runs: list[EvaluationRun]) -> tuple[list[int], list[float]]:
+    """The scores of every shard of one (dataset version, protocol), in row order."""
+    row_ids: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    for run in sorted(runs, key=lambda r: r.first_row):
+        ids, values = image_scores_get(scores=run.scores)
+        row_ids.append(ids)
+        scores.append(values)
+    return np.concatenate(row_ids).tolist(), np.concatenate(scores).astype(np.float64).tolist()
+
+
+def _aggregate(submission: Submission, runs: list[EvaluationRun], outcome: ShardDone) -> None:
+    """The aggregate step: every number of one (dataset version, protocol) from all its shards' scores."""
+    dataset, protocol = runs[0].dataset, runs[0].protocol
+    row_ids, scores = _merged_scores(runs)
     try:
-        return summary_from_scores(protocol=run.protocol, config={}, manifest_url=run.submission.dataset.manifest_url,
-                                   split=run.split, row_ids=outcome.row_ids, scores=outcome.scores)
+        summary = summary_from_scores(protocol=protocol, config={}, manifest_url=dataset.manifest_url,
+                                      split=runs[0].split, row_ids=row_ids, scores=scores)
     except DatasetError as error:
         raise MessageError(error.message) from None
-
-
-def _results_store(run: EvaluationRun, outcome: ShardDone, summary: Summary) -> None:
     for subset, metrics in summary.metrics.items():
         Result.objects.update_or_create(
-            submission=run.submission, protocol=run.protocol, subset=subset,
+            submission=submission, dataset=dataset, protocol=protocol, condition="", subset=subset,
             defaults={
-                "protocol_version": run.protocol_version, "metrics": metrics,
-                "intervals": summary.intervals.get(subset, {}),
-                "evaluator_version": outcome.evaluator_version, "manifest_sha256": outcome.manifest_sha256,
-                "artifact_sha256": outcome.artifact_sha256, "schema_version": Result.SCHEMA_VERSION,
+                "protocol_version": runs[0].protocol_version, "metrics": metrics,
+                "intervals": summary.intervals.get(subset, {}), "evaluator_version": outcome.evaluator_version,
+                "manifest_sha256": dataset.manifest_sha256, "artifact_sha256": outcome.artifact_sha256,
+                "schema_version": Result.SCHEMA_VERSION,
             },
         )
 
@@ -198,32 +229,51 @@ def _submission_finish(submission: Submission) -> None:
     submission.save(update_fields=["status", "finished", "error", "error_kind"])
 
 
+def _as_platform_failure(outcome: ShardDone, error: MessageError) -> ShardDone:
+    return ShardDone.from_dict({
+        **outcome.to_dict(), "status": "failed", "error_kind": "platform", "metrics": {}, "row_ids": [],
+        "scores": [], "error": f"The evaluation worker sent a result that failed the platform's checks ({error}); "
+        "no numbers were recorded.",
+    })
+
+
+def _record(run: EvaluationRun, submission: Submission, outcome: ShardDone) -> ShardDone:
+    """Store the shard; when it is the last of its (dataset version, protocol), aggregate. Returns the outcome
+    as recorded (a platform failure when the checks fail)."""
+    try:
+        _check_outcome(run, outcome)
+        if outcome.status == "done":
+            _scores_store(run, outcome)
+            run.status = SubmissionStatus.DONE
+            run.save(update_fields=["status"])
+            siblings = list(submission.runs.filter(dataset=run.dataset, protocol=run.protocol).select_related("scores"))
+            if all(r.status == SubmissionStatus.DONE for r in siblings):
+                _aggregate(submission, siblings, outcome)
+    except MessageError as error:
+        log.error("run %s: the worker's result failed the checks: %s", run.pk, error)
+        return _as_platform_failure(outcome, error)
+    return outcome
+
+
 @transaction.atomic
 def shard_done_record(*, outcome: ShardDone) -> None:
-    """Write a shard's outcome after re-checking it; a message for a vanished run is dropped."""
-    run = EvaluationRun.objects.select_for_update().select_related("submission").filter(pk=outcome.run_id).first()
+    """Write a shard's outcome after re-checking it; a message for a vanished run is dropped. The submission
+    row is locked, so shards finishing at once on several workers aggregate exactly once."""
+    run = EvaluationRun.objects.select_for_update().select_related("dataset").filter(pk=outcome.run_id).first()
     if run is None:
         log.warning("dropped shard_done for run %s: the run no longer exists", outcome.run_id)
         return
-    submission = run.submission
-    summary = None
-    try:
-        _check_outcome(run, outcome)
-        summary = _summarise(run, outcome) if outcome.status == "done" else None
-    except MessageError as error:
-        log.error("run %s: the worker's result failed the checks: %s", run.pk, error)
-        outcome = ShardDone.from_dict({
-            **outcome.to_dict(), "status": "failed", "error_kind": "platform", "metrics": {}, "row_ids": [],
-            "scores": [], "error": f"The evaluation worker sent a result that failed the platform's checks "
-            f"({error}); no numbers were recorded.",
-        })
-    run.heartbeat, run.timings = timezone.now(), outcome.timings
-    if outcome.status == "failed":
+    submission = Submission.objects.select_for_update().select_related("artifact").get(pk=run.submission_id)
+    run.submission = submission
+    with transaction.atomic():  # a savepoint: a failed check or aggregate leaves no partial rows
+        recorded = _record(run, submission, outcome)
+        if recorded.status == "failed":
+            transaction.set_rollback(True)
+    run.heartbeat, run.timings, run.worker = timezone.now(), outcome.timings, outcome.worker[:200]
+    if recorded.status == "failed":
         run.status = SubmissionStatus.FAILED
-        submission.error, submission.error_kind = outcome.error, outcome.error_kind
+        submission.error, submission.error_kind = recorded.error, recorded.error_kind
     else:
-        _scores_store(run, outcome)
-        _results_store(run, outcome, summary)
         run.status, run.done, run.stage = SubmissionStatus.DONE, run.total, "done"
-    run.save(update_fields=["status", "done", "stage", "heartbeat", "timings"])
+    run.save(update_fields=["status", "done", "stage", "heartbeat", "timings", "worker"])
     _submission_finish(submission)

@@ -58,11 +58,16 @@ def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
     except ApplicationError:
         raise Http404(f"There is no submission #{pk}.") from None
     results = selectors.result_list(submission=submission)
+    groups: dict[int, list] = {}
+    for result in results:
+        groups.setdefault(result.dataset_id, []).append(result)
+    ranked = groups.get(submission.dataset_id, [])
     context = {
         "submission": submission,
         "progress": selectors.submission_progress(submission=submission),
-        "results": results,
-        "chart": _chart(results) if results else None,
+        "results": ranked,
+        "other_versions": [(rows[0].dataset, rows) for pk, rows in groups.items() if pk != submission.dataset_id],
+        "chart": _chart(ranked) if ranked else None,
         "resamples": settings.SPECTRA_BOOTSTRAP_RESAMPLES,
     }
     return render(request, "submissions/detail.html", context)

@@ -31,13 +31,18 @@ def platform_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(settings.BASE_DIR / "platform"), str(settings.BASE_DIR)])}
 
 
-def worker_commands(celery: str) -> list[tuple[str, list[str], dict[str, str]]]:
+def worker_commands(celery: str, evaluation_workers: int = 1) -> list[tuple[str, list[str], dict[str, str]]]:
+    """The platform worker and ``evaluation_workers`` evaluation workers (named eval@, eval2@, … on one host)."""
     common = ["worker", "--loglevel", "INFO", "--concurrency", "1", "--pool", "prefork"]
-    return [
+    commands = [
         ("platform worker", [celery, "-A", "spectra", *common, "--queues", "platform", "-n", "platform@%h"], platform_env()),
-        ("evaluation worker", [celery, "-A", "evalworker.app", *common, "--queues", "eval", "-n", "eval@%h"],
-         evaluation_worker_env()),
     ]
+    for index in range(1, evaluation_workers + 1):
+        suffix = "" if index == 1 else str(index)
+        commands.append((f"evaluation worker{suffix and ' ' + suffix}",
+                         [celery, "-A", "evalworker.app", *common, "--queues", "eval", "-n", f"eval{suffix}@%h"],
+                         evaluation_worker_env()))
+    return commands
 
 
 class Command(BaseCommand):

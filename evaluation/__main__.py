@@ -1,0 +1,104 @@
+"""Evaluate a detector file on a local dataset version without the web app; print what the site would show.
+
+    python -m evaluation detector.onnx /data/mini/original [--input-size 64] [--json]
+
+The same path as the platform: the runner scores the split (verifying both files' sha256 first), then
+``evaluation.summary`` computes every metric and its 95 % bootstrap interval from the scores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from evaluation.datasets.images import count_split
+from evaluation.datasets.manifest import file_sha256, manifest_sha256
+from evaluation.detectors.formats import ArtifactFormat, sniff_artifact
+from evaluation.errors import EvaluationError
+from evaluation.messages import ShardProgress, ShardRequest
+from evaluation.protocols import get_protocol, list_protocols
+from evaluation.runner import run_shard
+from evaluation.summary import summary_from_scores
+from evaluation.version import EVALUATOR_VERSION
+
+SHOWN = ("acc_real", "acc_generated", "acc_mean", "ap", "roc_auc", "tpr_at_1pct_fpr")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__.split("\n\n")[0])
+    parser.add_argument("detector", type=Path, help="an ONNX or TorchScript file (the upload formats)")
+    parser.add_argument("dataset", type=Path, help="a dataset version folder: images plus manifest.jsonl")
+    parser.add_argument("--format", choices=[f.value for f in ArtifactFormat], help="default: read from the bytes")
+    parser.add_argument("--input-size", type=int, default=224, help="the detector's declared H = W (default 224)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--protocol", default="cross-generator", help=f"one of {', '.join(list_protocols())}")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per interval")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def _request(args: argparse.Namespace) -> ShardRequest:
+    manifest = args.dataset / "manifest.jsonl"
+    if not manifest.is_file():
+        raise EvaluationError(f"{args.dataset} holds no manifest.jsonl; expected a dataset version folder")
+    with args.detector.open("rb") as handle:
+        fmt = sniff_artifact(handle, declared=args.format)
+    protocol = get_protocol(args.protocol)
+    return ShardRequest(
+        run_id=0, artifact_url=str(args.detector), artifact_sha256=file_sha256(args.detector), artifact_format=fmt.value,
+        input_size=args.input_size, dataset_root_url=str(args.dataset), manifest_url=str(manifest),
+        manifest_sha256=manifest_sha256(manifest), protocol=protocol.name, protocol_version=protocol.version,
+        config={"batch_size": args.batch_size}, split=args.split, first_row=0,
+        last_row=count_split(str(manifest), args.split), device_hint=args.device,
+    )
+
+
+def _table(report: dict) -> str:
+    lines = [f"{'subset':<16}" + "".join(f"{name:>22}" for name in SHOWN)]
+    for subset, numbers in report["results"].items():
+        cells = []
+        for name in SHOWN:
+            value, bounds = numbers["metrics"].get(name), numbers["intervals"].get(name)
+            text = "—" if value is None else f"{value:.4f}"
+            cells.append(f"{text + (f' [{bounds[0]:.3f},{bounds[1]:.3f}]' if bounds else ''):>22}")
+        lines.append(f"{subset:<16}" + "".join(cells))
+    trace = report["provenance"]
+    lines.append(f"manifest {trace['manifest_sha256']} · artifact {trace['artifact_sha256']} · evaluator "
+                 f"{trace['evaluator_version']} · {trace['protocol']} v{trace['protocol_version']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        request = _request(args)
+    except (EvaluationError, OSError) as error:
+        print(f"error: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 2
+
+    def progress(update: ShardProgress) -> None:
+        print(f"\r{update.stage}: {update.done}/{update.total}", end="", file=sys.stderr, flush=True)
+
+    outcome = run_shard(request, progress)
+    print(file=sys.stderr)
+    if outcome.status != "done":
+        print(f"error ({outcome.error_kind}): {outcome.error}", file=sys.stderr)
+        return 1
+    summary = summary_from_scores(protocol=request.protocol, config={}, manifest_url=request.manifest_url,
+                                  split=request.split, row_ids=outcome.row_ids, scores=outcome.scores,
+                                  resamples=args.resamples)
+    report = {
+        "provenance": {"manifest_sha256": request.manifest_sha256, "artifact_sha256": request.artifact_sha256,
+                       "evaluator_version": EVALUATOR_VERSION, "protocol": request.protocol,
+                       "protocol_version": request.protocol_version, "split": request.split},
+        "results": {s: {"metrics": m, "intervals": summary.intervals.get(s, {})} for s, m in summary.metrics.items()},
+    }
+    print(json.dumps(report, indent=2, sort_keys=True) if args.json else _table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

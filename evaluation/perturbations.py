@@ -1,0 +1,53 @@
+"""Perturbations of the robustness protocols, applied to a decoded image before it is resized to the input size.
+
+A condition is named ``jpeg-<quality>`` (re-encode in memory with Pillow's defaults, 4:2:0 chroma subsampling,
+as the Unbiased GenImage code does) or ``scale-<factor>`` (downscale by the factor with an antialiased
+bilinear filter; the pipeline then resizes to the detector's input size, so detail is lost, not the size).
+Real and generated images get the same perturbation.
+"""
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from evaluation.errors import UserFault
+
+
+def jpeg_condition(quality: int) -> str:
+    return f"jpeg-{int(quality)}"
+
+
+def scale_condition(factor: float) -> str:
+    return f"scale-{float(factor):g}"
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return decoded.convert("RGB")
+
+
+def _scale(image: Image.Image, factor: float) -> Image.Image:
+    if factor == 1:
+        return image
+    width, height = image.size
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
+
+
+def perturb(image: Image.Image, condition: str) -> Image.Image:
+    """``image`` under ``condition``; "" is the clean image itself."""
+    if not condition:
+        return image
+    kind, _, value = condition.partition("-")
+    try:
+        if kind == "jpeg" and 1 <= int(value) <= 100:
+            return _jpeg(image, int(value))
+        if kind == "scale" and 0 < float(value) <= 1:
+            return _scale(image, float(value))
+    except ValueError:
+        pass
+    raise UserFault(f"unknown perturbation {condition!r}: use jpeg-<quality 1..100> or scale-<factor in (0, 1]>")

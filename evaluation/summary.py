@@ -1,0 +1,41 @@
+"""Every shown number from per-image scores: a protocol's ``summarise`` plus bootstrap intervals (no torch).
+
+The platform calls this when the last shard of a run is in, and the CLI after scoring locally, so both
+print the same numbers for the same scores. Labels come from the manifest, never from the scorer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from evaluation.bootstrap import RESAMPLES, bootstrap_intervals
+from evaluation.datasets.manifest import rows_by_line
+from evaluation.errors import DatasetError
+from evaluation.protocols import get_protocol
+
+Metrics = dict[str, dict[str, float | None]]
+
+
+@dataclass(frozen=True)
+class Summary:
+    metrics: Metrics  # subset -> metric -> value
+    intervals: dict[str, dict[str, list[float] | None]]  # subset -> metric -> [low, high] (95 %)
+
+
+def summary_from_scores(*, protocol: str, config: dict, manifest_url: str, split: str, row_ids: list[int],
+                        scores: list[float], resamples: int = RESAMPLES) -> Summary:
+    """DatasetError when a row id is not a line of the manifest's ``split``."""
+    spec = get_protocol(protocol)
+    config = {**spec.default_config, **config}
+    rows = rows_by_line(manifest_url, row_ids)
+    strays = [i for i in row_ids if rows[i].split != split]
+    if strays:
+        raise DatasetError(f"{len(strays)} scored rows are not in the {split} split (e.g. line {strays[0]})")
+    labels = np.array([rows[i].label for i in row_ids], dtype=np.int64)
+    generators = [rows[i].generator for i in row_ids]
+    values = np.asarray(scores, dtype=np.float64)
+    metrics = spec.summarise(labels, values, generators, config)
+    intervals = bootstrap_intervals(labels, values, generators, lambda y, s, g: spec.summarise(y, s, g, config),
+                                    resamples=resamples)
+    return Summary(metrics, intervals)
