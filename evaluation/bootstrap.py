@@ -38,6 +38,7 @@ def bootstrap_intervals(
     resamples: int = RESAMPLES, level: float = LEVEL, seed: int = SEED,
 ) -> Intervals:
     """Percentile intervals of every (subset, metric) that ``statistic`` returns, over stratified resamples."""
+    # ``scores`` may hold several conditions (K×N): resampling picks images, i.e. the last axis.
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
     generators = np.asarray([g or "" for g in generators], dtype=object)
     groups = strata(labels, list(generators))
@@ -45,7 +46,7 @@ def bootstrap_intervals(
     draws: dict[tuple[str, str], list[float]] = {}
     for _ in range(resamples):
         index = resample_indices(groups, rng)
-        for subset, metrics in statistic(labels[index], scores[index], list(generators[index])).items():
+        for subset, metrics in statistic(labels[index], scores[..., index], list(generators[index])).items():
             for name, value in metrics.items():
                 if value is not None:
                     draws.setdefault((subset, name), []).append(value)

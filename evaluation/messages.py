@@ -9,7 +9,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
-MESSAGE_VERSION = 2  # v2: ShardDone.worker
+MESSAGE_VERSION = 3  # v2: ShardDone.worker; v3: ShardDone.conditions
 
 T = TypeVar("T", bound="_Message")
 
@@ -80,7 +80,8 @@ class ShardDone(_Message):
     protocol_version: int
     metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)  # subset -> metric -> value
     row_ids: list[int] = field(default_factory=list)  # manifest line numbers (0-based) of the scores
-    scores: list[float] = field(default_factory=list)  # probability "generated", per row id
+    scores: list[float] = field(default_factory=list)  # P(generated): per condition, then per row id
+    conditions: list[str] = field(default_factory=list)  # the perturbations scored; empty means clean only
     timings: dict[str, float] = field(default_factory=dict)
     error: str = ""
     error_kind: str = ""  # "user" | "platform"
@@ -94,8 +95,8 @@ class ShardDone(_Message):
             if not self.error:
                 raise MessageError("a failed shard must say why")
             return
-        if len(self.row_ids) != len(self.scores):
-            raise MessageError("row_ids and scores differ in length")
+        if len(self.scores) != max(len(self.conditions), 1) * len(self.row_ids):
+            raise MessageError("scores must hold one value per row id and condition")
         if any(not (isinstance(s, (int, float)) and 0.0 <= s <= 1.0) for s in self.scores):
             raise MessageError("scores must be probabilities in [0, 1]")
         for subset, values in self.metrics.items():

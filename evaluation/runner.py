@@ -15,14 +15,14 @@ from pathlib import Path
 
 import fsspec
 
-from evaluation.datasets.images import image_batches, rows_of_split, url_sha256
+from evaluation.datasets.images import condition_batches, image_batches, rows_of_split, url_sha256
 from evaluation.datasets.manifest import centre_crops
 from evaluation.detectors.formats import ArtifactFormat
 from evaluation.detectors.loading import load_detector, pick_device, probe_detector
 from evaluation.errors import DatasetError, EvaluationError, PlatformFault, UserFault
 from evaluation.messages import ShardDone, ShardProgress, ShardRequest
 from evaluation.protocols import get_protocol
-from evaluation.protocols.base import ShardData
+from evaluation.protocols.base import ProtocolResult, ShardData
 from evaluation.version import EVALUATOR_VERSION
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class _Throttle:
             self.sink(ShardProgress(run_id=self.request.run_id, done=done, total=self.total, stage=stage))
 
 
-def _execute(request: ShardRequest, sink: ProgressSink) -> tuple[dict, list[int], list[float], dict]:
+def _execute(request: ShardRequest, sink: ProgressSink) -> tuple[ProtocolResult, dict]:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     protocol = get_protocol(request.protocol)
@@ -84,17 +84,16 @@ def _execute(request: ShardRequest, sink: ProgressSink) -> tuple[dict, list[int]
         )
     probe_detector(detector)
     timings["load_s"] = time.perf_counter() - started
-    crops = centre_crops(request.dataset_root_url)
+    loading = dict(root_url=request.dataset_root_url, size=request.input_size, batch_size=int(config["batch_size"]),
+                   crops=centre_crops(request.dataset_root_url), pin_memory=detector.device.type == "cuda")
     data = ShardData(
         rows=rows,
-        batches=lambda: image_batches(
-            request.dataset_root_url, iter(rows), size=request.input_size, batch_size=int(config["batch_size"]),
-            crops=crops,
-        ),
+        batches=lambda: image_batches(rows=iter(rows), **loading),
+        condition_batches=lambda conditions: condition_batches(rows=iter(rows), conditions=conditions, **loading),
     )
     result = protocol.run(detector, data, config, throttle)
     timings["total_s"] = time.perf_counter() - started
-    return result.metrics, result.row_ids, result.scores, timings
+    return result, timings
 
 
 def run_shard(request: ShardRequest, sink: ProgressSink) -> ShardDone:
@@ -104,10 +103,11 @@ def run_shard(request: ShardRequest, sink: ProgressSink) -> ShardDone:
         manifest_sha256=request.manifest_sha256, protocol=request.protocol, protocol_version=request.protocol_version,
     )
     try:
-        metrics, row_ids, scores, timings = _execute(request, sink)
+        result, timings = _execute(request, sink)
     except UserFault as error:
         return ShardDone(status="failed", error=error.message, error_kind="user", **common)
     except EvaluationError as error:
         log.warning("shard of run %s failed: %s", request.run_id, error.message)
         return ShardDone(status="failed", error=error.message, error_kind="platform", **common)
-    return ShardDone(status="done", metrics=metrics, row_ids=row_ids, scores=scores, timings=timings, **common)
+    return ShardDone(status="done", metrics=result.metrics, row_ids=result.row_ids, scores=result.scores,
+                     conditions=result.conditions, timings=timings, **common)

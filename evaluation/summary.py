@@ -5,6 +5,7 @@ print the same numbers for the same scores. Labels come from the manifest, never
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,8 +25,9 @@ class Summary:
 
 
 def summary_from_scores(*, protocol: str, config: dict, manifest_url: str, split: str, row_ids: list[int],
-                        scores: list[float], resamples: int = RESAMPLES) -> Summary:
-    """DatasetError when a row id is not a line of the manifest's ``split``."""
+                        scores: Sequence[float] | np.ndarray, resamples: int = RESAMPLES) -> Summary:
+    """``scores``: N values, or K×N for a protocol with K conditions. DatasetError when a row id is not a line
+    of the manifest's ``split``."""
     spec = get_protocol(protocol)
     config = {**spec.default_config, **config}
     rows = rows_by_line(manifest_url, row_ids)

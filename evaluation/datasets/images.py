@@ -7,7 +7,10 @@ evaluation worker needs neither the database nor a shared disk.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -18,8 +21,10 @@ from PIL import Image, UnidentifiedImageError
 
 from evaluation.datasets.manifest import ManifestRow, read_manifest_stream
 from evaluation.errors import DatasetError
+from evaluation.perturbations import perturb
 
 CHUNK = 1 << 20
+PREFETCH_BATCHES = 2  # batches decoded ahead of the model
 
 
 @dataclass(frozen=True)
@@ -68,40 +73,85 @@ def centre_crop(image: Image.Image, side: int) -> Image.Image:
     return image.crop((left, top, left + min(side, width), top + min(side, height)))
 
 
-def decode_image(handle: BinaryIO, size: int, where: str, crop: int | None = None) -> torch.Tensor:
-    """RGB float32 3×size×size in [0, 1]: optional centre crop, then bilinear resize when the size differs."""
+def open_rgb(handle: BinaryIO, where: str, crop: int | None = None) -> Image.Image:
+    """The image as RGB, centre-cropped when the dataset version asks for it."""
     try:
         with Image.open(handle) as image:
             rgb = image.convert("RGB")
     except (UnidentifiedImageError, OSError) as error:
         raise DatasetError(f"cannot decode {where}: {error}") from None
-    if crop:
-        rgb = centre_crop(rgb, crop)
-    if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-    array = np.asarray(rgb, dtype=np.float32) / 255.0
+    return centre_crop(rgb, crop) if crop else rgb
+
+
+def to_tensor(image: Image.Image, size: int) -> torch.Tensor:
+    """RGB float32 3×size×size in [0, 1], bilinear resize (antialiased) when the size differs."""
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
-def image_batches(
-    root_url: str, rows: Iterator[IndexedRow], *, size: int, batch_size: int, crops: dict[str, int] | None = None
+def decode_image(handle: BinaryIO, size: int, where: str, crop: int | None = None) -> torch.Tensor:
+    """RGB float32 3×size×size in [0, 1]: optional centre crop, then bilinear resize when the size differs."""
+    return to_tensor(open_rgb(handle, where, crop), size)
+
+
+def _load(root: str, indexed: IndexedRow, size: int, crop: int | None, conditions: Sequence[str]) -> torch.Tensor:
+    """One image, decoded once, under every condition: K×3×S×S."""
+    url = f"{root}/{indexed.row.path}"
+    try:
+        with fsspec.open(url, "rb") as handle:
+            image = open_rgb(handle, indexed.row.path, crop)
+    except FileNotFoundError:
+        raise DatasetError(f"image {indexed.row.path} is missing from the dataset") from None
+    return torch.stack([to_tensor(perturb(image, condition), size) for condition in conditions])
+
+
+def loader_threads() -> int:
+    """Decoding threads: Pillow releases the GIL while it decodes, encodes and resamples, so threads overlap
+    decoding with the model. (Celery's prefork children are daemonic and may not fork DataLoader workers.)"""
+    return max(1, min(8, (os.cpu_count() or 2)))
+
+
+def condition_batches(
+    root_url: str, rows: Iterable[IndexedRow], *, size: int, batch_size: int, crops: dict[str, int] | None = None,
+    conditions: Sequence[str] = ("",), threads: int | None = None, pin_memory: bool = False,
 ) -> Iterator[tuple[list[IndexedRow], torch.Tensor]]:
-    """Decoded batches of at most ``batch_size`` images with the rows they came from."""
-    crops = crops or {}
-    root = root_url.rstrip("/")
-    batch_rows: list[IndexedRow] = []
-    tensors: list[torch.Tensor] = []
-    for indexed in rows:
-        url = f"{root}/{indexed.row.path}"
-        try:
-            with fsspec.open(url, "rb") as handle:
-                crop = crops.get(indexed.row.generator or "")
-                tensors.append(decode_image(handle, size, indexed.row.path, crop))
-        except FileNotFoundError:
-            raise DatasetError(f"image {indexed.row.path} is missing from the dataset") from None
-        batch_rows.append(indexed)
-        if len(batch_rows) == batch_size:
-            yield batch_rows, torch.stack(tensors)
-            batch_rows, tensors = [], []
-    if batch_rows:
-        yield batch_rows, torch.stack(tensors)
+    """Batches of K×B×3×S×S (K conditions, each image decoded once), decoded by a thread pool a few batches
+    ahead of the consumer; memory is bounded by that look-ahead, never by the number of images."""
+    crops, root = crops or {}, root_url.rstrip("/")
+    with ThreadPoolExecutor(max_workers=threads or loader_threads()) as pool:
+        pending: deque[tuple[list[IndexedRow], list[Future[torch.Tensor]]]] = deque()
+        for chunk in _chunks(rows, batch_size):
+            futures = [pool.submit(_load, root, r, size, crops.get(r.row.generator or ""), conditions) for r in chunk]
+            pending.append((chunk, futures))
+            if len(pending) > PREFETCH_BATCHES:
+                yield _collect(*pending.popleft(), pin_memory)
+        while pending:
+            yield _collect(*pending.popleft(), pin_memory)
+
+
+def _chunks(rows: Iterable[IndexedRow], size: int) -> Iterator[list[IndexedRow]]:
+    chunk: list[IndexedRow] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _collect(chunk: list[IndexedRow], futures: list[Future[torch.Tensor]], pin_memory: bool) -> tuple[list[IndexedRow], torch.Tensor]:
+    batch = torch.stack([future.result() for future in futures], dim=1)  # K×B×3×S×S
+    return chunk, batch.pin_memory() if pin_memory else batch
+
+
+def image_batches(
+    root_url: str, rows: Iterable[IndexedRow], *, size: int, batch_size: int, crops: dict[str, int] | None = None,
+    threads: int | None = None, pin_memory: bool = False,
+) -> Iterator[tuple[list[IndexedRow], torch.Tensor]]:
+    """Decoded clean batches of at most ``batch_size`` images (B×3×S×S) with the rows they came from."""
+    for chunk, batch in condition_batches(root_url, rows, size=size, batch_size=batch_size, crops=crops,
+                                          threads=threads, pin_memory=pin_memory):
+        yield chunk, batch[0]

@@ -69,8 +69,9 @@ class TorchScriptDetector(Detector):
         self.capabilities = frozenset({"outputs", "gradients", "weights", *extra})
 
     def raw_output(self, batch: torch.Tensor) -> numpy.ndarray:
-        with torch.inference_mode():
-            output = self.module(batch.to(self.device, torch.float32))
+        # Mixed precision where the device has it (CUDA); the same path runs in float32 on the CPU.
+        with torch.inference_mode(), torch.autocast("cuda", enabled=self.device.type == "cuda"):
+            output = self.module(batch.to(self.device, torch.float32, non_blocking=True))
         if not isinstance(output, torch.Tensor):
             raise DetectorOutputError(
                 f"The detector returned a {type(output).__name__}; it must return one tensor of logits."

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from evaluation.protocols import cross_generator as cross_generator  # noqa: F401  (registers itself)
+from evaluation.protocols import robustness as robustness  # noqa: F401  (registers jpeg- and resize-robustness)
 from evaluation.protocols.base import (
     Protocol as Protocol,
 )

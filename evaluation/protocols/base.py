@@ -6,7 +6,7 @@ subset. Its ``version`` is stored with every Result: bump it whenever its number
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,17 +29,20 @@ class UnknownProtocolError(EvaluationError):
 
 @dataclass(frozen=True)
 class ShardData:
-    """The rows of one shard and a way to stream their decoded images in batches."""
+    """The rows of one shard and ways to stream their decoded images: clean batches (B×3×S×S), or batches
+    under several conditions at once (K×B×3×S×S, each image decoded once; see evaluation.perturbations)."""
 
     rows: list[IndexedRow]
     batches: Callable[[], Iterator[tuple[list[IndexedRow], torch.Tensor]]]
+    condition_batches: Callable[[Sequence[str]], Iterator[tuple[list[IndexedRow], torch.Tensor]]]
 
 
 @dataclass(frozen=True)
 class ProtocolResult:
     metrics: dict[str, dict[str, float | None]]  # subset -> metric -> value; "mean" averages subsets
     row_ids: list[int] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)  # condition-major: len(conditions or [""]) × len(row_ids)
+    conditions: list[str] = field(default_factory=list)  # empty: one clean condition
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import importlib.util
 from pathlib import Path
 
 from evalworker.broker import celery_config
-from spectra.core.env import database_from_url, env_bool, env_int, env_path, env_str
+from spectra.core.env import database_from_url, env_bool, env_int, env_list, env_path, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = env_path("SPECTRA_VAR_DIR", BASE_DIR / "var")
@@ -99,6 +99,8 @@ WHITENOISE_USE_FINDERS = True
 
 # Uploads above this many bytes are refused before they are stored (and streamed to disk meanwhile).
 SPECTRA_MAX_UPLOAD_BYTES = env_int("SPECTRA_MAX_UPLOAD_MB", 512) * 1024 * 1024
+# Protocols every submission is evaluated with (cross-generator on every dataset version, the others on the ranked one).
+SPECTRA_PROTOCOLS = env_list("SPECTRA_PROTOCOLS", ["cross-generator", "jpeg-robustness", "resize-robustness"])
 SPECTRA_SHARD_IMAGES = max(env_int("SPECTRA_SHARD_IMAGES", 2000), 1)  # images per evaluation shard
 SPECTRA_BOOTSTRAP_RESAMPLES = max(env_int("SPECTRA_BOOTSTRAP_RESAMPLES", 1000), 1000)  # never fewer than 1000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -93,3 +93,38 @@ def test_tpr_at_fpr_by_hand() -> None:
     assert tpr_at_fpr(labels, scores, 0.01) == 0.5
     assert tpr_at_fpr(labels, scores, 0.5) == 1.0
     assert detection_metrics(labels, scores)["tpr_at_1pct_fpr"] == 0.5
+
+
+@pytest.mark.parametrize(("labels", "scores"), _cases())
+def test_detection_metrics_equals_the_separate_functions(labels, scores) -> None:
+    from evaluation.metrics import FPR_TARGETS, tpr_at_fpr
+
+    metrics = detection_metrics(labels, scores)
+    assert metrics["ap"] == average_precision(labels, scores)
+    assert metrics["roc_auc"] == roc_auc(labels, scores)
+    for name, target in FPR_TARGETS.items():
+        assert metrics[name] == tpr_at_fpr(labels, scores, target)
+    assert metrics["acc_real"] == accuracy_at(labels, scores, 0.5, 0)
+    assert metrics["acc_generated"] == accuracy_at(labels, scores, 0.5, 1)
+    one_class = detection_metrics(np.zeros(4, int), np.linspace(0, 1, 4))
+    assert (one_class["ap"], one_class["roc_auc"], one_class["acc_generated"]) == (None, None, None)
+
+
+@pytest.mark.parametrize(("labels", "scores"), _cases())
+def test_the_balanced_threshold_is_the_best_of_every_possible_cut(labels, scores) -> None:
+    from evaluation.metrics import balanced_threshold
+
+    def balanced(t: float) -> float:
+        return (np.mean(scores[labels == 0] <= t) + np.mean(scores[labels == 1] > t)) / 2
+
+    chosen = balanced_threshold(labels, scores)
+    cuts = sorted(set(scores)) + [min(scores) - 1]  # brute force: every cut that changes a decision
+    assert balanced(chosen) == pytest.approx(max(balanced(t) for t in cuts))
+
+
+def test_the_balanced_threshold_by_hand() -> None:
+    from evaluation.metrics import balanced_threshold
+
+    # Real at 0.1 and 0.3, generated at 0.4 and 0.9: any cut in [0.3, 0.4) separates them; the midpoint is 0.35.
+    assert balanced_threshold([0, 0, 1, 1], [0.1, 0.3, 0.4, 0.9]) == pytest.approx(0.35)
+    assert balanced_threshold([0, 0], [0.1, 0.3]) is None

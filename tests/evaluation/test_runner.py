@@ -98,5 +98,8 @@ def test_a_done_message_checks_its_numbers() -> None:
         ShardDone(**base, metrics={"mean": {"ap": float("nan")}}).check()
     with pytest.raises(MessageError, match="probabilities"):
         ShardDone(**base, row_ids=[1], scores=[1.5]).check()
-    with pytest.raises(MessageError, match="differ in length"):
+    with pytest.raises(MessageError, match="one value per row id and condition"):
         ShardDone(**base, row_ids=[1, 2], scores=[0.5]).check()
+    ShardDone(**base, row_ids=[1, 2], scores=[0.1, 0.2, 0.3, 0.4], conditions=["jpeg-90", "jpeg-50"]).check()
+    with pytest.raises(MessageError, match="one value per row id and condition"):
+        ShardDone(**base, row_ids=[1, 2], scores=[0.1, 0.2, 0.3], conditions=["jpeg-90", "jpeg-50"]).check()

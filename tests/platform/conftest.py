@@ -18,6 +18,12 @@ def media_root(settings, tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def cross_generator_only(settings) -> None:
+    """Platform tests evaluate with cross-generator alone unless they ask for more (the sweeps are slow)."""
+    settings.SPECTRA_PROTOCOLS = ["cross-generator"]
+
+
 @pytest.fixture
 def send() -> Iterator[mock.MagicMock]:
     """The only mock: the function that would put the ShardRequest on the broker."""

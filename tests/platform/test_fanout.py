@@ -115,3 +115,42 @@ def test_a_detector_that_keys_on_jpeg_scores_high_on_the_biased_version_near_cha
     assert "Bias gap" in page and f'data-metric="bias_gap">{row["bias_gap"]:.4f}<' in page
     detail = client.get(reverse("submission-detail", args=[submission.pk])).content.decode()
     assert 'id="results-biased"' in detail and 'id="results-unbiased"' in detail
+
+
+def test_robustness_results_are_a_generator_by_condition_matrix_with_areas(
+    settings, client, alice, mini_dataset, mini_root, onnx_bytes, send,
+):
+    settings.SPECTRA_PROTOCOLS = ["cross-generator", "jpeg-robustness"]
+    settings.SPECTRA_SHARD_IMAGES = 700
+    submission = _create(alice, mini_dataset, onnx_bytes)
+    lines = _line_ids(mini_root)
+    qualities = [100, 95, 90, 80, 70, 60, 50, 30]
+    rng = np.random.default_rng(4)
+    clean = rng.random(len(lines))
+    # Scores that drift towards 0.5 as the quality drops: the detector loses its signal under JPEG.
+    matrix = np.stack([0.5 + (clean - 0.5) * (q / 100) ** 2 for q in qualities])
+    for run in submission.runs.order_by("protocol", "shard"):
+        ids = lines[run.first_row:run.last_row]
+        if run.protocol == "cross-generator":
+            services.shard_done_record(outcome=_done(run, ids, clean[run.first_row:run.last_row].tolist()))
+        else:
+            part = matrix[:, run.first_row:run.last_row]
+            services.shard_done_record(outcome=dataclasses.replace(
+                _done(run, ids, part.ravel().tolist()), conditions=[f"jpeg-{q}" for q in qualities]))
+    submission.refresh_from_db()
+    assert submission.status == "done", submission.error
+    jpeg = Result.objects.filter(submission=submission, protocol="jpeg-robustness")
+    rows = split_rows(mini_root)
+    for k, q in enumerate(qualities):
+        expected = expected_metrics(rows, matrix[k].astype(np.float32).astype(float))
+        stored = jpeg.get(subset="vae", condition=f"jpeg-{q}").metrics
+        assert stored["acc_mean"] == pytest.approx(expected["vae"]["acc_mean"])
+    by_quality = [jpeg.get(subset="mean", condition=f"jpeg-{q}").metrics["acc_mean"] for q in qualities]
+    area = jpeg.get(subset="mean", condition="area")
+    assert area.metrics["acc_mean_area"] == pytest.approx(
+        np.trapezoid(by_quality[::-1], qualities[::-1]) / (qualities[0] - qualities[-1]))
+    assert area.intervals["acc_mean_area"][0] <= area.metrics["acc_mean_area"] <= area.intervals["acc_mean_area"][1]
+    page = client.get(reverse("submission-detail", args=[submission.pk])).content.decode()
+    assert 'id="robustness-jpeg-robustness"' in page and 'id="areas-jpeg-robustness"' in page
+    # The clean table stays the cross-generator one.
+    assert page.count('<tr data-subset="mean">') == 2  # results table + areas table

@@ -30,6 +30,12 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off.")
 
 
+def env_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list; blanks are dropped, an unset or empty variable gives ``default``."""
+    items = [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+    return items or default
+
+
 def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":

@@ -40,7 +40,7 @@ from spectra.submissions.selectors import image_scores_get
 from spectra.submissions.summaries import summary_from_scores
 
 log = logging.getLogger(__name__)
-FIRST_PROTOCOL = "cross-generator"
+CROSS_GENERATOR = "cross-generator"
 EVALUATION_SPLIT = "test"
 INPUT_SIZE_RANGE = (16, 1024)
 
@@ -96,18 +96,26 @@ def shard_ranges(total: int, size: int) -> list[tuple[int, int]]:
     return [(first, min(first + size, total)) for first in range(0, total, size)] or [(0, 0)]
 
 
+def _plan(submission: Submission, datasets: list[Dataset]) -> list[tuple[str, Dataset]]:
+    """(protocol, dataset version) pairs: cross-generator on every version, the robustness sweeps on the
+    ranked one only (they multiply the work by their number of conditions)."""
+    names = [get_protocol(name).name for name in settings.SPECTRA_PROTOCOLS]
+    return [(name, dataset) for name in names for dataset in datasets
+            if name == CROSS_GENERATOR or dataset.pk == submission.dataset_id]
+
+
 def _runs_create(submission: Submission, datasets: list[Dataset]) -> list[EvaluationRun]:
-    """One run per shard of each dataset version's test split; shards are numbered per (submission, protocol)."""
-    protocol = get_protocol(FIRST_PROTOCOL)
-    runs, shard = [], 0
-    for dataset in datasets:
+    """One run per shard of each (protocol, dataset version); shards are numbered per (submission, protocol)."""
+    runs, shards = [], dict.fromkeys(settings.SPECTRA_PROTOCOLS, 0)
+    for name, dataset in _plan(submission, datasets):
+        protocol = get_protocol(name)
         total = split_size(dataset=dataset, split=EVALUATION_SPLIT)
         for first, last in shard_ranges(total, settings.SPECTRA_SHARD_IMAGES):
             runs.append(EvaluationRun(
                 submission=submission, dataset=dataset, protocol=protocol.name, protocol_version=protocol.version,
-                shard=shard, split=EVALUATION_SPLIT, first_row=first, last_row=last, total=last - first,
+                shard=shards[name], split=EVALUATION_SPLIT, first_row=first, last_row=last, total=last - first,
             ))
-            shard += 1
+            shards[name] += 1
     return EvaluationRun.objects.bulk_create(runs)
 
 
@@ -180,39 +188,41 @@ def _scores_store(run: EvaluationRun, outcome: ShardDone) -> None:
     ImageScores.objects.update_or_create(
         run=run,
         defaults={
-            "count": len(outcome.scores),
+            "count": len(outcome.row_ids), "conditions": outcome.conditions,
             "row_ids": zlib.compress(np.asarray(outcome.row_ids, dtype="<i8").tobytes()),
             "scores": zlib.compress(np.asarray(outcome.scores, dtype="<f4").tobytes()),
         },
     )
 
 
-def _merged_scores(runs: list[EvaluationRun]) -> tuple[list[int], list[float]]:
-    """The scores of every shard of one (dataset version, protocol), in row order."""
+def _merged_scores(runs: list[EvaluationRun]) -> tuple[list[int], np.ndarray]:
+    """The scores of every shard of one (dataset version, protocol) in row order: K conditions × N rows."""
     row_ids: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     for run in sorted(runs, key=lambda r: r.first_row):
         ids, values = image_scores_get(scores=run.scores)
         row_ids.append(ids)
-        scores.append(values)
-    return np.concatenate(row_ids).tolist(), np.concatenate(scores).astype(np.float64).tolist()
+        scores.append(values.reshape(max(len(run.scores.conditions), 1), len(ids)))
+    return np.concatenate(row_ids).tolist(), np.concatenate(scores, axis=1).astype(np.float64)
 
 
 def _aggregate(submission: Submission, runs: list[EvaluationRun], outcome: ShardDone) -> None:
     """The aggregate step: every number of one (dataset version, protocol) from all its shards' scores."""
     dataset, protocol = runs[0].dataset, runs[0].protocol
-    row_ids, scores = _merged_scores(runs)
+    row_ids, matrix = _merged_scores(runs)
+    scores = matrix if runs[0].scores.conditions else matrix[0]  # a clean-only protocol takes N scores
     try:
         summary = summary_from_scores(protocol=protocol, config={}, manifest_url=dataset.manifest_url,
                                       split=runs[0].split, row_ids=row_ids, scores=scores)
     except DatasetError as error:
         raise MessageError(error.message) from None
-    for subset, metrics in summary.metrics.items():
+    for key, metrics in summary.metrics.items():
+        subset, _, condition = key.partition("/")  # robustness protocols key their numbers subset/condition
         Result.objects.update_or_create(
-            submission=submission, dataset=dataset, protocol=protocol, condition="", subset=subset,
+            submission=submission, dataset=dataset, protocol=protocol, condition=condition, subset=subset,
             defaults={
                 "protocol_version": runs[0].protocol_version, "metrics": metrics,
-                "intervals": summary.intervals.get(subset, {}), "evaluator_version": outcome.evaluator_version,
+                "intervals": summary.intervals.get(key, {}), "evaluator_version": outcome.evaluator_version,
                 "manifest_sha256": dataset.manifest_sha256, "artifact_sha256": outcome.artifact_sha256,
                 "schema_version": Result.SCHEMA_VERSION,
             },

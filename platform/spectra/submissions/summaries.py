@@ -7,6 +7,9 @@ its scores.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 from django.conf import settings
 
 from evaluation.summary import Summary
@@ -14,7 +17,7 @@ from evaluation.summary import summary_from_scores as _summary_from_scores
 
 
 def summary_from_scores(*, protocol: str, config: dict, manifest_url: str, split: str, row_ids: list[int],
-                        scores: list[float]) -> Summary:
+                        scores: Sequence[float] | np.ndarray) -> Summary:
     """DatasetError when a row id is not a line of the manifest's ``split``."""
     return _summary_from_scores(protocol=protocol, config=config, manifest_url=manifest_url, split=split,
                                 row_ids=row_ids, scores=scores, resamples=settings.SPECTRA_BOOTSTRAP_RESAMPLES)

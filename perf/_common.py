@@ -1,0 +1,81 @@
+"""Shared set-up of the perf scripts: a dataset version, a real TorchScript detector, the shard runner."""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evaluation.datasets.images import count_split  # noqa: E402
+from evaluation.datasets.manifest import file_sha256, manifest_sha256  # noqa: E402
+from evaluation.messages import ShardRequest  # noqa: E402
+from evaluation.protocols import get_protocol  # noqa: E402
+
+
+def parse_args(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--dataset", type=Path, help="a dataset version folder (default: the mini benchmark of make run)")
+    parser.add_argument("--images", type=int, default=384, help="test images to use (default 384)")
+    parser.add_argument("--size", type=int, default=128, help="detector input size (default 128)")
+    args = parser.parse_args()
+    args.dataset = args.dataset or default_dataset()
+    return args
+
+
+def default_dataset() -> Path:
+    for manifest in sorted((ROOT / "var" / "datasets" / "mini").glob("*/manifest.jsonl")):
+        if not manifest.parent.name.startswith(("biased", "unbiased", "_")):
+            return manifest.parent
+    raise SystemExit("No mini benchmark found: run `make run` once (or pass --dataset).")
+
+
+def resnet_detector(folder: Path) -> Path:
+    """A real ResNet-18 (random weights) with one logit, scripted and saved like an upload."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=1).eval()
+    path = folder / "resnet18.pt"
+    torch.jit.save(torch.jit.script(model), str(path))
+    return path
+
+
+def request(dataset: Path, artifact: Path, size: int, images: int, protocol: str = "cross-generator",
+            config: dict | None = None) -> ShardRequest:
+    manifest = dataset / "manifest.jsonl"
+    spec = get_protocol(protocol)
+    return ShardRequest(
+        run_id=0, artifact_url=str(artifact), artifact_sha256=file_sha256(artifact), artifact_format="torchscript",
+        input_size=size, dataset_root_url=str(dataset), manifest_url=str(manifest),
+        manifest_sha256=manifest_sha256(manifest), protocol=spec.name, protocol_version=spec.version,
+        config={"batch_size": 32, **(config or {})}, split="test", first_row=0,
+        last_row=min(images, count_split(str(manifest), "test")), device_hint="auto",
+    )
+
+
+@contextmanager
+def shard_setup(args: argparse.Namespace) -> Iterator[tuple[Path, ShardRequest, list]]:
+    """(ResNet-18 artifact, cross-generator shard request, its rows) in a temporary folder."""
+    from evaluation.datasets.images import rows_of_split
+
+    with tempfile.TemporaryDirectory() as folder:
+        artifact = resnet_detector(Path(folder))
+        shard = request(args.dataset, artifact, args.size, args.images)
+        yield artifact, shard, list(rows_of_split(shard.manifest_url, "test", 0, shard.last_row))
+
+
+def timed(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def report(name: str, ratio: float, goal: str, note: str = "") -> None:
+    print(f"{name}: ratio {ratio:.2f} (goal {goal}){' — ' + note if note else ''}")
