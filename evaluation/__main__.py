@@ -8,6 +8,7 @@ The same path as the platform: the runner scores the split (verifying both files
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from evaluation.runner import run_shard
 from evaluation.summary import summary_from_scores
 from evaluation.version import EVALUATOR_VERSION
 
-SHOWN = ("acc_real", "acc_generated", "acc_mean", "ap", "roc_auc", "tpr_at_1pct_fpr")
+SHOWN = ("acc_real", "acc_generated", "acc_mean", "acc_mean_carried", "ap", "roc_auc", "tpr_at_1pct_fpr")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-size", type=int, default=224, help="the detector's declared H = W (default 224)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--protocol", default="cross-generator", help=f"one of {', '.join(list_protocols())}")
+    parser.add_argument("--source", help="the generator it was trained on (fixes the carried threshold)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per interval")
@@ -82,14 +84,23 @@ def main(argv: list[str] | None = None) -> int:
     def progress(update: ShardProgress) -> None:
         print(f"\r{update.stage}: {update.done}/{update.total}", end="", file=sys.stderr, flush=True)
 
-    outcome = run_shard(request, progress)
-    print(file=sys.stderr)
-    if outcome.status != "done":
-        print(f"error ({outcome.error_kind}): {outcome.error}", file=sys.stderr)
-        return 1
-    summary = summary_from_scores(protocol=request.protocol, config={}, manifest_url=request.manifest_url,
-                                  split=request.split, row_ids=outcome.row_ids, scores=outcome.scores,
-                                  resamples=args.resamples)
+    requests = [request]
+    validation = count_split(request.manifest_url, "val") if request.protocol == "cross-generator" else 0
+    if validation:  # the carried threshold is fitted on the validation split
+        requests.append(dataclasses.replace(request, split="val", last_row=validation))
+    row_ids: list[int] = []
+    scores: list[float] = []
+    for shard in requests:
+        outcome = run_shard(shard, progress)
+        print(file=sys.stderr)
+        if outcome.status != "done":
+            print(f"error ({outcome.error_kind}): {outcome.error}", file=sys.stderr)
+            return 1
+        row_ids += outcome.row_ids
+        scores += outcome.scores
+    summary = summary_from_scores(protocol=request.protocol, config={"source": args.source},
+                                  manifest_url=request.manifest_url, split={r.split for r in requests},
+                                  row_ids=row_ids, scores=scores, resamples=args.resamples)
     report = {
         "provenance": {"manifest_sha256": request.manifest_sha256, "artifact_sha256": request.artifact_sha256,
                        "evaluator_version": EVALUATOR_VERSION, "protocol": request.protocol,

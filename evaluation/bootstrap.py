@@ -1,7 +1,8 @@
 """Bootstrap confidence intervals for metrics computed from stored per-image scores (numpy only).
 
-Resampling is stratified: the images are grouped by (label, generator) and each group is resampled with
-replacement to its own size, so every resample keeps the subsets' composition and both classes. The interval
+Resampling is stratified: the images are grouped by (split, label, generator) and each group is resampled with
+replacement to its own size, so every resample keeps the subsets' composition, both classes, and the
+validation images a carried threshold is fitted on (it is re-fitted in every resample). The interval
 is the percentile interval of the resampled statistic. Seeded, so the same scores give the same intervals.
 A statistic that is undefined in more than half of the resamples gets no interval (None).
 """
@@ -17,13 +18,14 @@ SEED = 0
 
 Metrics = dict[str, dict[str, float | None]]  # subset -> metric -> value
 Intervals = dict[str, dict[str, list[float] | None]]  # subset -> metric -> [low, high]
-Statistic = Callable[[np.ndarray, np.ndarray, list[str | None]], Metrics]
+Statistic = Callable[[np.ndarray, np.ndarray, list[str | None], np.ndarray], Metrics]  # labels, scores, gens, splits
 
 
-def strata(labels: np.ndarray, generators: Sequence[str | None]) -> list[np.ndarray]:
-    """Indices of each (label, generator) group, in a fixed order."""
-    keys = [(int(y), g or "") for y, g in zip(labels, generators, strict=True)]
-    groups: dict[tuple[int, str], list[int]] = {}
+def strata(labels: np.ndarray, generators: Sequence[str | None], splits: Sequence[str] | None = None) -> list[np.ndarray]:
+    """Indices of each (split, label, generator) group, in a fixed order."""
+    splits = splits if splits is not None else [""] * len(labels)
+    keys = [(s, int(y), g or "") for y, g, s in zip(labels, generators, splits, strict=True)]
+    groups: dict[tuple[str, int, str], list[int]] = {}
     for index, key in enumerate(keys):
         groups.setdefault(key, []).append(index)
     return [np.asarray(groups[key], dtype=np.int64) for key in sorted(groups)]
@@ -35,18 +37,20 @@ def resample_indices(groups: list[np.ndarray], rng: np.random.Generator) -> np.n
 
 def bootstrap_intervals(
     labels: np.ndarray, scores: np.ndarray, generators: Sequence[str | None], statistic: Statistic, *,
-    resamples: int = RESAMPLES, level: float = LEVEL, seed: int = SEED,
+    splits: Sequence[str] | None = None, resamples: int = RESAMPLES, level: float = LEVEL, seed: int = SEED,
 ) -> Intervals:
     """Percentile intervals of every (subset, metric) that ``statistic`` returns, over stratified resamples."""
     # ``scores`` may hold several conditions (K×N): resampling picks images, i.e. the last axis.
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
     generators = np.asarray([g or "" for g in generators], dtype=object)
-    groups = strata(labels, list(generators))
+    split_array = np.asarray(splits if splits is not None else ["test"] * len(labels), dtype=object)
+    groups = strata(labels, list(generators), list(split_array))
     rng = np.random.default_rng(seed)
     draws: dict[tuple[str, str], list[float]] = {}
     for _ in range(resamples):
         index = resample_indices(groups, rng)
-        for subset, metrics in statistic(labels[index], scores[..., index], list(generators[index])).items():
+        sample = statistic(labels[index], scores[..., index], list(generators[index]), split_array[index])
+        for subset, metrics in sample.items():
             for name, value in metrics.items():
                 if value is not None:
                     draws.setdefault((subset, name), []).append(value)

@@ -24,20 +24,23 @@ class Summary:
     intervals: dict[str, dict[str, list[float] | None]]  # subset -> metric -> [low, high] (95 %)
 
 
-def summary_from_scores(*, protocol: str, config: dict, manifest_url: str, split: str, row_ids: list[int],
+def summary_from_scores(*, protocol: str, config: dict, manifest_url: str, split: str | set[str], row_ids: list[int],
                         scores: Sequence[float] | np.ndarray, resamples: int = RESAMPLES) -> Summary:
     """``scores``: N values, or K×N for a protocol with K conditions. DatasetError when a row id is not a line
     of the manifest's ``split``."""
     spec = get_protocol(protocol)
     config = {**spec.default_config, **config}
     rows = rows_by_line(manifest_url, row_ids)
-    strays = [i for i in row_ids if rows[i].split != split]
+    allowed = {split} if isinstance(split, str) else split
+    strays = [i for i in row_ids if rows[i].split not in allowed]
     if strays:
-        raise DatasetError(f"{len(strays)} scored rows are not in the {split} split (e.g. line {strays[0]})")
+        raise DatasetError(f"{len(strays)} scored rows are not in the {' or '.join(sorted(allowed))} split "
+                           f"(e.g. line {strays[0]})")
     labels = np.array([rows[i].label for i in row_ids], dtype=np.int64)
     generators = [rows[i].generator for i in row_ids]
+    splits = np.array([rows[i].split for i in row_ids], dtype=object)
     values = np.asarray(scores, dtype=np.float64)
-    metrics = spec.summarise(labels, values, generators, config)
-    intervals = bootstrap_intervals(labels, values, generators, lambda y, s, g: spec.summarise(y, s, g, config),
-                                    resamples=resamples)
+    metrics = spec.summarise(labels, values, generators, splits, config)
+    intervals = bootstrap_intervals(labels, values, generators, lambda y, s, g, p: spec.summarise(y, s, g, p, config),
+                                    splits=splits, resamples=resamples)
     return Summary(metrics, intervals)

@@ -10,9 +10,13 @@ from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 
-def split_rows(root: Path) -> list[dict]:
+def json_rows(root: Path) -> list[dict]:
     with (root / "manifest.jsonl").open(encoding="utf-8") as handle:
-        return [row for row in map(json.loads, handle) if row["split"] == "test"]
+        return list(map(json.loads, handle))
+
+
+def split_rows(root: Path) -> list[dict]:
+    return [row for row in json_rows(root) if row["split"] == "test"]
 
 
 def load_images(root: Path, rows: list[dict], size: int) -> torch.Tensor:

@@ -55,7 +55,9 @@ class Protocol:
     run: Callable[[Detector, ShardData, dict[str, Any], ProgressCallback], ProtocolResult]
     # Metrics from per-image scores alone (numpy, no torch): the platform recomputes every number and its
     # bootstrap interval with it from stored scores, so a new metric never re-runs a detector.
-    summarise: Callable[[np.ndarray, np.ndarray, list[str | None], dict[str, Any]], dict[str, dict[str, float | None]]]
+    # (labels, scores, generators, splits, config) -> subset -> metric -> value
+    summarise: Callable[[np.ndarray, np.ndarray, list[str | None], np.ndarray, dict[str, Any]],
+                        dict[str, dict[str, float | None]]]
 
 
 _REGISTRY: dict[str, Protocol] = {}

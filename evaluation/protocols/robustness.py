@@ -40,8 +40,9 @@ def normalised_area(xs: list[float], ys: list[float | None]) -> float | None:
     return float(y[0]) if x[-1] == x[0] else float(np.trapezoid(y, x) / (x[-1] - x[0]))
 
 
-def summarise(labels: np.ndarray, scores: np.ndarray, generators: list[str | None],
+def summarise(labels: np.ndarray, scores: np.ndarray, generators: list[str | None], splits: np.ndarray,
               config: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Every row is of the evaluated split (the sweeps run on test only), so ``splits`` is not needed."""
     conditions, xs = _axis(config)
     matrix = np.asarray(scores, dtype=np.float64).reshape(len(conditions), -1)
     out: dict[str, dict[str, float | None]] = {}
@@ -67,7 +68,8 @@ def run(detector: Any, data: ShardData, config: dict[str, Any], progress: Progre
     progress(done, "metrics")
     labels = np.array([r.row.label for r in data.rows], dtype=np.int64)
     return ProtocolResult(
-        metrics=summarise(labels, scores, [r.row.generator for r in data.rows], config),
+        metrics=summarise(labels, scores, [r.row.generator for r in data.rows],
+                          np.array([r.row.split for r in data.rows], dtype=object), config),
         row_ids=[r.row_id for r in data.rows], scores=scores.ravel().tolist(), conditions=conditions,
     )
 

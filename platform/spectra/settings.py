@@ -101,6 +101,8 @@ WHITENOISE_USE_FINDERS = True
 SPECTRA_MAX_UPLOAD_BYTES = env_int("SPECTRA_MAX_UPLOAD_MB", 512) * 1024 * 1024
 # Protocols every submission is evaluated with (cross-generator on every dataset version, the others on the ranked one).
 SPECTRA_PROTOCOLS = env_list("SPECTRA_PROTOCOLS", ["cross-generator", "jpeg-robustness", "resize-robustness"])
+# Score the validation split too, and report accuracies at a threshold fitted there and carried to every test subset.
+SPECTRA_CARRY_THRESHOLD = env_bool("SPECTRA_CARRY_THRESHOLD", True)
 SPECTRA_SHARD_IMAGES = max(env_int("SPECTRA_SHARD_IMAGES", 2000), 1)  # images per evaluation shard
 SPECTRA_BOOTSTRAP_RESAMPLES = max(env_int("SPECTRA_BOOTSTRAP_RESAMPLES", 1000), 1000)  # never fewer than 1000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -8,7 +8,7 @@ from evaluation.bootstrap import bootstrap_intervals, resample_indices, strata
 from evaluation.metrics import detection_metrics
 
 
-def _overall(labels, scores, generators):
+def _overall(labels, scores, generators, splits):
     return {"all": detection_metrics(labels, scores)}
 
 

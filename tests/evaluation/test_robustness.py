@@ -51,7 +51,7 @@ def test_summarise_is_cross_generator_per_condition_plus_areas() -> None:
     generators = [None] * 30 + ["a"] * 30 + ["b"] * 30
     scores = rng.random((2, 90))
     config = {**get_protocol("jpeg-robustness").default_config, "qualities": [90, 50]}
-    out = summarise(labels, scores, generators, config)
+    out = summarise(labels, scores, generators, np.full(90, "test", dtype=object), config)
     for k, condition in enumerate(("jpeg-90", "jpeg-50")):
         for subset, metrics in subset_metrics(labels, scores[k], generators, 0.5).items():
             assert out[f"{subset}/{condition}"] == metrics

@@ -20,8 +20,10 @@ def media_root(settings, tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def cross_generator_only(settings) -> None:
-    """Platform tests evaluate with cross-generator alone unless they ask for more (the sweeps are slow)."""
+    """Platform tests evaluate with cross-generator on the test split alone unless they ask for more (the sweeps
+    and the validation split are tested where they are the point)."""
     settings.SPECTRA_PROTOCOLS = ["cross-generator"]
+    settings.SPECTRA_CARRY_THRESHOLD = False
 
 
 @pytest.fixture

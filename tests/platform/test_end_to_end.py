@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from tests.detector_files import reference_scores, write_onnx
-from tests.reference import expected_metrics, load_images, split_rows
+from tests.reference import expected_metrics, json_rows, load_images, split_rows
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
 INPUT_SIZE = 64
@@ -91,12 +91,13 @@ def test_two_evaluation_workers_share_one_submission_and_the_merged_result_equal
     alice_client, mini_dataset, mini_root, workers, tmp_path, settings,
 ):
     path = write_onnx(tmp_path / "shared.onnx", seed=5, input_size=INPUT_SIZE)
+    settings.SPECTRA_CARRY_THRESHOLD = True  # the validation split is scored too
     settings.SPECTRA_SHARD_IMAGES = 10_000
     single = workers.wait_for(_upload(alice_client, path, "one shard"))
-    settings.SPECTRA_SHARD_IMAGES = 100  # 12 shards of the 1104 test images
-    shared = workers.wait_for(_upload(alice_client, path, "twelve shards"))
+    settings.SPECTRA_SHARD_IMAGES = 100  # 12 shards of the 1104 test images, 7 of the 678 validation images
+    shared = workers.wait_for(_upload(alice_client, path, "nineteen shards"))
     assert (single.status, shared.status) == ("done", "done"), (single.error, shared.error)
-    assert single.runs.count() == 1 and shared.runs.count() == 12
+    assert single.runs.count() == 2 and shared.runs.count() == 19
     assert len({run.worker for run in shared.runs.all()}) == 2, "both evaluation workers should have taken shards"
 
     def numbers(submission):
@@ -107,3 +108,14 @@ def test_two_evaluation_workers_share_one_submission_and_the_merged_result_equal
     for subset, (metrics, _) in numbers(shared).items():
         for metric in METRICS:
             assert metrics[metric] == pytest.approx(expected[subset][metric], abs=1e-6)
+    # The carried threshold: the best balanced cut on the validation images, scored directly here.
+    mean = shared.results.get(subset="mean").metrics
+    val_rows = [r for r in json_rows(mini_root) if r["split"] == "val"]
+    val_labels = np.array([r["label"] for r in val_rows])
+    val_scores = np.asarray(reference_scores(load_images(mini_root, val_rows, INPUT_SIZE), seed=5), dtype=np.float32)
+    t = mean["threshold_carried"]
+
+    def balanced(cut: float) -> float:
+        return (np.mean(val_scores[val_labels == 0] <= cut) + np.mean(val_scores[val_labels == 1] > cut)) / 2
+
+    assert balanced(t) == pytest.approx(max(balanced(c) for c in set(val_scores.tolist())), abs=1e-9)

@@ -64,6 +64,8 @@ class SubmissionCreateApi(APIView):
         format = serializers.ChoiceField(choices=ArtifactFormat.choices)
         input_size = serializers.IntegerField(min_value=16, max_value=1024, default=224)
         name = serializers.CharField(max_length=120, required=False, default="")
+        source = serializers.CharField(max_length=100, required=False, default="", allow_blank=True,
+                                       help_text="The generator it was trained on; fixes the carried threshold.")
 
     @extend_schema(request={"multipart/form-data": InputSerializer}, responses={201: SubmissionOutput})
     def post(self, request: Request) -> Response:
@@ -76,7 +78,7 @@ class SubmissionCreateApi(APIView):
             raise ApplicationError(error.message) from None
         submission = services.submission_create(
             owner=request.user, name=data["name"], benchmark=benchmark,
-            upload=data["file"], declared_format=data["format"], input_size=data["input_size"],
+            upload=data["file"], declared_format=data["format"], input_size=data["input_size"], source=data["source"],
         )
         return Response(SubmissionOutput(selectors.submission_get(pk=submission.pk)).data, status=status.HTTP_201_CREATED)
 

@@ -18,4 +18,9 @@ class SubmissionForm(forms.Form):
         min_value=16, max_value=1024, initial=224,
         help_text="The detector receives N×3×S×S RGB floats in [0, 1] with S = this size.",
     )
+    source = forms.CharField(
+        max_length=100, required=False, label="Trained on",
+        help_text="The generator subset the detector was trained on (e.g. vae). Its validation split fixes the "
+                  "threshold carried to every generator; blank uses every validation image.",
+    )
     file = forms.FileField(allow_empty_file=True, help_text="A .onnx file, or a .pt made with torch.jit.save. Pickled checkpoints are refused.")

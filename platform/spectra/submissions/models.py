@@ -44,6 +44,8 @@ class Submission(models.Model):
     artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="submissions")
     benchmark = models.ForeignKey(Benchmark, on_delete=models.PROTECT, related_name="submissions")
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="submissions")
+    source = models.CharField(max_length=100, blank=True, help_text="The generator the detector was trained on: "
+                              "its validation split fixes the carried threshold (blank: every validation image).")
     status = models.CharField(max_length=20, choices=SubmissionStatus.choices, default=SubmissionStatus.QUEUED)
     error = models.TextField(blank=True, help_text="What went wrong, in plain words.")
     error_kind = models.CharField(max_length=20, blank=True, help_text="user: the detector's fault; platform: ours.")

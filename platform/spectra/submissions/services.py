@@ -42,6 +42,7 @@ from spectra.submissions.summaries import summary_from_scores
 log = logging.getLogger(__name__)
 CROSS_GENERATOR = "cross-generator"
 EVALUATION_SPLIT = "test"
+VALIDATION_SPLIT = "val"
 INPUT_SIZE_RANGE = (16, 1024)
 
 
@@ -105,31 +106,46 @@ def _plan(submission: Submission, datasets: list[Dataset]) -> list[tuple[str, Da
 
 
 def _runs_create(submission: Submission, datasets: list[Dataset]) -> list[EvaluationRun]:
-    """One run per shard of each (protocol, dataset version); shards are numbered per (submission, protocol)."""
+    """One run per shard of each (protocol, dataset version, split); shards are numbered per (submission,
+    protocol). Cross-generator also scores the validation split, where the carried threshold is fitted."""
     runs, shards = [], dict.fromkeys(settings.SPECTRA_PROTOCOLS, 0)
     for name, dataset in _plan(submission, datasets):
         protocol = get_protocol(name)
-        total = split_size(dataset=dataset, split=EVALUATION_SPLIT)
-        for first, last in shard_ranges(total, settings.SPECTRA_SHARD_IMAGES):
-            runs.append(EvaluationRun(
-                submission=submission, dataset=dataset, protocol=protocol.name, protocol_version=protocol.version,
-                shard=shards[name], split=EVALUATION_SPLIT, first_row=first, last_row=last, total=last - first,
-            ))
-            shards[name] += 1
+        carry = name == CROSS_GENERATOR and settings.SPECTRA_CARRY_THRESHOLD
+        for split in (EVALUATION_SPLIT, VALIDATION_SPLIT) if carry else (EVALUATION_SPLIT,):
+            total = split_size(dataset=dataset, split=split)
+            if split == VALIDATION_SPLIT and not total:
+                continue
+            for first, last in shard_ranges(total, settings.SPECTRA_SHARD_IMAGES):
+                runs.append(EvaluationRun(
+                    submission=submission, dataset=dataset, protocol=protocol.name, protocol_version=protocol.version,
+                    shard=shards[name], split=split, first_row=first, last_row=last, total=last - first,
+                ))
+                shards[name] += 1
     return EvaluationRun.objects.bulk_create(runs)
 
 
+def _check_source(source: str, dataset: Dataset) -> str:
+    generators = sorted({s.generator for s in dataset.subsets.all() if s.generator and s.n_generated})
+    if source and source not in generators:
+        raise ApplicationError(f"Unknown training generator {source!r}; {dataset.benchmark.slug} has: "
+                               f"{', '.join(generators)}. Leave it blank to fix the threshold on every validation image.")
+    return source
+
+
 def submission_create(
-    *, owner, name: str, benchmark: Benchmark, upload: UploadedFile, declared_format: str, input_size: int
+    *, owner, name: str, benchmark: Benchmark, upload: UploadedFile, declared_format: str, input_size: int,
+    source: str = "",
 ) -> Submission:
     """Create a queued submission, ranked on the benchmark's original version and evaluated on every current
     version (original, biased, unbiased…) in shards; the shards are sent once the transaction commits."""
     dataset = dataset_current(benchmark=benchmark)
+    source = _check_source(source.strip(), dataset)
     with transaction.atomic():
         artifact = artifact_store(owner=owner, upload=upload, declared_format=declared_format, input_size=input_size)
         submission = Submission.objects.create(
             name=name.strip() or artifact.original_name or f"detector {artifact.sha256[:8]}",
-            owner=owner, artifact=artifact, benchmark=benchmark, dataset=dataset,
+            owner=owner, artifact=artifact, benchmark=benchmark, dataset=dataset, source=source,
         )
         runs = _runs_create(submission, dataset_versions_evaluated(benchmark=benchmark))
         transaction.on_commit(lambda: evaluation_runs_send(runs=runs))
@@ -199,7 +215,7 @@ def _merged_scores(runs: list[EvaluationRun]) -> tuple[list[int], np.ndarray]:
     """The scores of every shard of one (dataset version, protocol) in row order: K conditions × N rows."""
     row_ids: list[np.ndarray] = []
     scores: list[np.ndarray] = []
-    for run in sorted(runs, key=lambda r: r.first_row):
+    for run in sorted(runs, key=lambda r: (r.split, r.first_row)):
         ids, values = image_scores_get(scores=run.scores)
         row_ids.append(ids)
         scores.append(values.reshape(max(len(run.scores.conditions), 1), len(ids)))
@@ -212,8 +228,9 @@ def _aggregate(submission: Submission, runs: list[EvaluationRun], outcome: Shard
     row_ids, matrix = _merged_scores(runs)
     scores = matrix if runs[0].scores.conditions else matrix[0]  # a clean-only protocol takes N scores
     try:
-        summary = summary_from_scores(protocol=protocol, config={}, manifest_url=dataset.manifest_url,
-                                      split=runs[0].split, row_ids=row_ids, scores=scores)
+        summary = summary_from_scores(protocol=protocol, config={"source": submission.source or None},
+                                      manifest_url=dataset.manifest_url, split={r.split for r in runs},
+                                      row_ids=row_ids, scores=scores)
     except DatasetError as error:
         raise MessageError(error.message) from None
     for key, metrics in summary.metrics.items():

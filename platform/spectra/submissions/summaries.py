@@ -16,7 +16,7 @@ from evaluation.summary import Summary
 from evaluation.summary import summary_from_scores as _summary_from_scores
 
 
-def summary_from_scores(*, protocol: str, config: dict, manifest_url: str, split: str, row_ids: list[int],
+def summary_from_scores(*, protocol: str, config: dict, manifest_url: str, split: str | set[str], row_ids: list[int],
                         scores: Sequence[float] | np.ndarray) -> Summary:
     """DatasetError when a row id is not a line of the manifest's ``split``."""
     return _summary_from_scores(protocol=protocol, config=config, manifest_url=manifest_url, split=split,

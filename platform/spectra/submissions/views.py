@@ -22,7 +22,7 @@ def submit(request: HttpRequest) -> HttpResponse:
         try:
             submission = services.submission_create(
                 owner=request.user, name=data["name"], benchmark=data["benchmark"], upload=data["file"],
-                declared_format=data["format"], input_size=data["input_size"],
+                declared_format=data["format"], input_size=data["input_size"], source=data["source"],
             )
         except ApplicationError as error:
             form.add_error("file", error.message)
