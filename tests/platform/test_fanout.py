@@ -111,8 +111,10 @@ def test_a_detector_that_keys_on_jpeg_scores_high_on_the_biased_version_near_cha
     assert abs(row["by_version"]["unbiased"] - 0.5) < 0.1
     assert row["bias_gap"] == pytest.approx(row["by_version"]["biased"] - row["by_version"]["unbiased"])
     assert row["bias_gap"] > 0.35
+    low, high = row["bias_gap_interval"]
+    assert low <= row["bias_gap"] <= high and low > 0.2  # the gap is far from zero, not noise
     page = client.get(reverse("leaderboard", args=["mini"])).content.decode()
-    assert "Bias gap" in page and f'data-metric="bias_gap">{row["bias_gap"]:.4f}<' in page
+    assert "Bias gap" in page and f'data-metric="bias_gap">{row["bias_gap"]:.4f} <span class="ci">[' in page
     detail = client.get(reverse("submission-detail", args=[submission.pk])).content.decode()
     assert 'id="results-biased"' in detail and 'id="results-unbiased"' in detail
 
@@ -154,3 +156,20 @@ def test_robustness_results_are_a_generator_by_condition_matrix_with_areas(
     assert 'id="robustness-jpeg-robustness"' in page and 'id="areas-jpeg-robustness"' in page
     # The clean table stays the cross-generator one.
     assert page.count('<tr data-subset="mean">') == 2  # results table + areas table
+
+
+def test_results_are_recomputed_from_stored_scores_without_a_detector(alice, mini_dataset, mini_root, onnx_bytes, send):
+    import io
+
+    from django.core.management import call_command
+
+    submission = _create(alice, mini_dataset, onnx_bytes)
+    lines = _line_ids(mini_root)
+    scores = dict(zip(lines, np.random.default_rng(3).random(len(lines)).tolist(), strict=True))
+    _finish_run(submission.runs.get(), scores, lines)
+    before = {r.subset: (r.metrics, r.intervals) for r in Result.objects.filter(submission=submission)}
+    Result.objects.filter(submission=submission).delete()
+    out = io.StringIO()
+    call_command("recompute_results", "--submission", str(submission.pk), stdout=out)
+    after = {r.subset: (r.metrics, r.intervals) for r in Result.objects.filter(submission=submission)}
+    assert after == before and "1 (version, protocol) group(s) recomputed" in out.getvalue()

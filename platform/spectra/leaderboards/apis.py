@@ -33,6 +33,7 @@ class LeaderboardRowOutput(serializers.Serializer):
                                        help_text="dataset variant -> mean accuracy on that version")
     bias_gap = serializers.FloatField(allow_null=True, help_text="Mean accuracy on the raw version minus on the "
                                       "unbiased one: how much of the score the dataset's biases explain.")
+    bias_gap_interval = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     is_baseline = serializers.BooleanField()
     baseline = serializers.CharField(allow_blank=True)
     barely_beats_baseline = serializers.BooleanField(

@@ -1,6 +1,7 @@
 """Leaderboard rows: queries over Result, ranked by mean accuracy."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ class LeaderboardRow:
     barely_beats_baseline: bool = False  # its interval reaches down to the best shortcut baseline's
     by_version: dict[str, float | None] = field(default_factory=dict)  # dataset variant -> mean accuracy
     bias_gap: float | None = None  # mean accuracy on the raw version minus on the unbiased one
+    bias_gap_interval: list[float] | None = None  # 95 %, the versions' intervals combined as independent errors
 
 
 def _rows_from_results(results: list[Result]) -> list[LeaderboardRow]:
@@ -78,14 +80,25 @@ def raw_variant(variants: set[str]) -> str:
     return "biased" if "biased" in variants else "original"
 
 
-def _versions_and_gap(rows: list[LeaderboardRow], means: Iterable[tuple[int, str, dict]]) -> None:
-    by_submission: dict[int, dict[str, float | None]] = {}
-    for submission_id, variant, metrics in means:
-        by_submission.setdefault(submission_id, {})[variant] = metrics.get(RANK_METRIC)
+def _half_width(interval: list[float] | None) -> float | None:
+    return (interval[1] - interval[0]) / 2 if interval else None
+
+
+def _versions_and_gap(rows: list[LeaderboardRow], means: Iterable[tuple[int, str, dict, dict]]) -> None:
+    by_submission: dict[int, dict[str, tuple[float | None, list[float] | None]]] = {}
+    for submission_id, variant, metrics, intervals in means:
+        by_submission.setdefault(submission_id, {})[variant] = (metrics.get(RANK_METRIC), (intervals or {}).get(RANK_METRIC))
     for row in rows:
-        row.by_version = by_submission.get(row.submission_id or 0, {})
-        raw, unbiased = row.by_version.get(raw_variant(set(row.by_version))), row.by_version.get("unbiased")
-        row.bias_gap = raw - unbiased if raw is not None and unbiased is not None else None
+        versions = by_submission.get(row.submission_id or 0, {})
+        row.by_version = {variant: value for variant, (value, _) in versions.items()}
+        raw, unbiased = versions.get(raw_variant(set(versions)), (None, None)), versions.get("unbiased", (None, None))
+        if raw[0] is None or unbiased[0] is None:
+            continue
+        row.bias_gap = raw[0] - unbiased[0]
+        halves = [_half_width(raw[1]), _half_width(unbiased[1])]
+        if None not in halves:
+            half = math.hypot(*halves)  # independent samples: the errors add in quadrature
+            row.bias_gap_interval = [row.bias_gap - half, row.bias_gap + half]
 
 
 def leaderboard_versions(rows: list[LeaderboardRow]) -> list[str]:
@@ -116,7 +129,8 @@ def leaderboard_rows(*, benchmark: Benchmark, protocol: str = "cross-generator")
         submission__benchmark=benchmark, submission__status=SubmissionStatus.DONE, protocol=protocol, condition="")
     results = list(finished.filter(dataset=F("submission__dataset")).select_related("submission", "submission__owner"))
     rows = _rows_from_results(results)
-    _versions_and_gap(rows, finished.filter(subset=MEAN_SUBSET).values_list("submission_id", "dataset__variant", "metrics"))
+    _versions_and_gap(rows, finished.filter(subset=MEAN_SUBSET).values_list(
+        "submission_id", "dataset__variant", "metrics", "intervals"))
     rows.sort(key=lambda r: (-(r.mean.get(RANK_METRIC) or 0.0), r.submission_id))
     previous: float | None = None
     for position, row in enumerate(rows, start=1):

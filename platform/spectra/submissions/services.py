@@ -23,6 +23,7 @@ from evaluation.detectors.formats import sniff_artifact
 from evaluation.errors import ArtifactRejected, DatasetError
 from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest
 from evaluation.protocols import get_protocol
+from evaluation.version import EVALUATOR_VERSION
 from evalworker.broker import TASK_EVALUATE_SHARD
 from spectra.benchmarks.models import Benchmark, Dataset
 from spectra.benchmarks.selectors import dataset_current, dataset_versions_evaluated, split_size
@@ -304,3 +305,22 @@ def shard_done_record(*, outcome: ShardDone) -> None:
         run.status, run.done, run.stage = SubmissionStatus.DONE, run.total, "done"
     run.save(update_fields=["status", "done", "stage", "heartbeat", "timings", "worker"])
     _submission_finish(submission)
+
+
+@transaction.atomic
+def submission_results_recompute(*, submission: Submission) -> int:
+    """Recompute every Result of a finished submission from its stored scores (after a protocol's ``summarise``
+    gains a metric, or to check the stored numbers): no detector runs. Returns the number of groups redone."""
+    submission = Submission.objects.select_for_update().select_related("artifact").get(pk=submission.pk)
+    groups: dict[tuple[int, str], list[EvaluationRun]] = {}
+    for run in submission.runs.filter(status=SubmissionStatus.DONE).select_related("dataset", "scores"):
+        groups.setdefault((run.dataset_id, run.protocol), []).append(run)
+    for runs in groups.values():
+        outcome = ShardDone(run_id=runs[0].pk, status="done", evaluator_version=EVALUATOR_VERSION,
+                            artifact_sha256=submission.artifact.sha256, manifest_sha256=runs[0].dataset.manifest_sha256,
+                            protocol=runs[0].protocol, protocol_version=runs[0].protocol_version)
+        try:
+            _aggregate(submission, runs, outcome)
+        except MessageError as error:
+            raise ApplicationError(f"Submission #{submission.pk}: {error}") from None
+    return len(groups)
