@@ -90,7 +90,7 @@ def test_the_leaderboard_page_shows_a_finished_submission(client, submission, mi
     assert f'<tr data-submission="{submission.pk}">' in page
     cell = re.search(r'<td class="num" data-metric="acc_mean">0\.6250\s*<span class="ci">\[(0\.\d{4}), (0\.\d{4})\]</span>', page)
     assert cell and float(cell[1]) < 0.625 < float(cell[2])
-    assert '<td class="num" data-generator="vae">0.6250</td>' in page
+    assert re.search(r'<td class="num" data-generator="vae" title="95 % interval \[0\.\d{4}, 0\.\d{4}\]">0\.6250</td>', page)
     assert '<td class="num" data-tie-group="1">1</td>' in page
     assert f"artifact <code>{submission.artifact.sha256[:12]}</code>" in page
 
@@ -137,7 +137,7 @@ def test_a_finished_submission_shows_the_results_table_and_the_chart(client, sub
     page = page_of(response)
     assert '<table class="grid" id="results">' in page
     assert page.index('<tr data-subset="mean">') < page.index('<tr data-subset="spectral">')
-    assert '<td class="num">1.0000</td>' in page  # accuracy on generated
+    assert '<td class="num">1.0000 <span class="ci">[1.0000, 1.0000]</span></td>' in page  # accuracy on generated
     assert '<td class="num">0.5000 <span class="ci">[0.5000, 0.5000]</span></td>' in page  # acc_mean, no spread
     assert f"evaluator {EVALUATOR_VERSION}" in page
     assert '<div id="chart" class="chart"></div>' in page

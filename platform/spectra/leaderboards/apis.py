@@ -25,6 +25,8 @@ class LeaderboardRowOutput(serializers.Serializer):
     )
     tie_group = serializers.IntegerField(help_text="Rows whose intervals overlap the group's first row share a group.")
     per_generator = serializers.DictField(child=serializers.DictField(child=serializers.FloatField(allow_null=True)))
+    per_generator_intervals = serializers.DictField(
+        child=serializers.DictField(child=serializers.ListField(child=serializers.FloatField(), allow_null=True)))
     protocol_version = serializers.IntegerField()
     evaluator_version = serializers.CharField()
     manifest_sha256 = serializers.CharField()

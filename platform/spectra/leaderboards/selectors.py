@@ -27,6 +27,7 @@ class LeaderboardRow:
     mean_intervals: dict[str, list[float] | None] = field(default_factory=dict)
     tie_group: int = 0  # rows whose 95 % intervals of the rank metric overlap the group's first row share it
     per_generator: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    per_generator_intervals: dict[str, dict[str, list[float] | None]] = field(default_factory=dict)
     evaluator_version: str = ""
     manifest_sha256: str = ""
     artifact_sha256: str = ""
@@ -54,6 +55,7 @@ def _rows_from_results(results: list[Result]) -> list[LeaderboardRow]:
             row.manifest_sha256, row.artifact_sha256 = result.manifest_sha256, result.artifact_sha256
         else:
             row.per_generator[result.subset] = result.metrics
+            row.per_generator_intervals[result.subset] = result.intervals or {}
     return list(rows.values())
 
 
@@ -71,6 +73,7 @@ def _baseline_rows(benchmark: Benchmark, protocol: str) -> list[LeaderboardRow]:
             row.mean, row.mean_intervals = result.metrics, result.intervals or {}
         else:
             row.per_generator[result.subset] = result.metrics
+            row.per_generator_intervals[result.subset] = result.intervals or {}
     return list(rows.values())
 
 

@@ -35,3 +35,10 @@ def interval(intervals: dict[str, Any] | None, name: str) -> str:
     if not bounds:
         return ""
     return f"[{metric(bounds[0])}, {metric(bounds[1])}]"
+
+
+@register.filter
+def subset_interval(per_subset: dict[str, dict[str, Any]], subset: str) -> str:
+    """The 95 % interval of a subset's mean accuracy, for a cell's tooltip."""
+    shown = interval((per_subset or {}).get(subset), "acc_mean")
+    return f"95 % interval {shown}" if shown else ""
