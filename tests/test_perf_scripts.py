@@ -11,6 +11,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ["pipeline_vs_forward.py", "pipeline_vs_naive.py", "jpeg_sweep.py", "two_workers.py"]
 
 
+def test_the_spectral_script_prints_its_ratios() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "perf" / "spectral_features.py"), "--images", "8", "--size", "64"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("ratio") == 3
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_the_script_prints_a_ratio(script: str, mini_root: Path) -> None:
     done = subprocess.run(

@@ -1,0 +1,60 @@
+"""Every zoo entry's card. Torch-free: the web side lists these without importing any builder."""
+from __future__ import annotations
+
+from models_zoo.registry import Card, Reported, add_card
+
+UNMASKING_BIBTEX = """@article{durall2019unmasking,
+  title={Unmasking DeepFakes with simple Features},
+  author={Durall, Ricard and Keuper, Margret and Pfreundt, Franz-Josef and Keuper, Janis},
+  journal={arXiv preprint arXiv:1911.00686},
+  year={2019}
+}"""
+
+_SPECTRAL_COMMON = dict(
+    kind="detector",
+    paper="Unmasking DeepFakes with simple Features",
+    authors="Ricard Durall, Margret Keuper, Franz-Josef Pfreundt, Janis Keuper",
+    year=2019,
+    arxiv="1911.00686",
+    bibtex=UNMASKING_BIBTEX,
+    licence="Reference code: cc-hpc-itwm/DeepFakeDetection (no licence file); this implementation: the project's.",
+    input_contract="N×3×S×S RGB floats in [0, 1], any square S (the profile length follows S: 64 px → 43 values).",
+    preprocessing=(
+        "8-bit luma (0.299 R + 0.587 G + 0.114 B, rounded, as cv2.imread(path, 0)); unnormalised 2-D FFT, fftshift, "
+        "+1e-8, 20·ln|F|; azimuthal average over integer radii around ((W−1)/2, (H−1)/2), dropping the first bin "
+        "(DC) and the outermost bin (the reference's radialProfile.py). No resizing of images."
+    ),
+    reported=(
+        Reported("Faces-HQ, 20 training samples, SVM and logistic regression", "100 %", "[fig]"),
+        Reported("Faces-HQ, k-means (unsupervised), 1000 samples", "82 %", "[fig]"),
+        Reported("CelebA, 2000 samples: SVM / LR / k-means", "100 % / 100 % / 96 %", "[fig]"),
+        Reported("FaceForensics++ DeepFakeDetection, video level, SVM", "90 % (repo) / 91 % (v3 abstract)", "[fig]+[abs]"),
+    ),
+    choices=(
+        "The raw profile is the feature (the reference's Faces-HQ recipe); the CelebA/FF++ interpolation to N "
+        "values with division by the first element is not used.",
+        "Batched with torch.fft on a precomputed radial-bin index; equal to the per-image numpy reference.",
+        "Exported as one TorchScript module (features + linear decision), so it is evaluated exactly like an upload.",
+    ),
+)
+
+add_card(Card(
+    name="spectral-lr", title="Spectral profile + logistic regression",
+    builder="models_zoo.spectral:build_logistic",
+    **_SPECTRAL_COMMON | {"choices": _SPECTRAL_COMMON["choices"] + (
+        "LogisticRegression(solver='liblinear', max_iter=1000) as in the notebooks; its logit is the output.",)},
+))
+add_card(Card(
+    name="spectral-svm", title="Spectral profile + linear SVM",
+    builder="models_zoo.spectral:build_svm",
+    **_SPECTRAL_COMMON | {"choices": _SPECTRAL_COMMON["choices"] + (
+        "SVC(kernel='linear') as in the notebooks; its decision value is the output logit (not calibrated).",)},
+))
+add_card(Card(
+    name="spectral-kmeans", title="Spectral profile + k-means (unsupervised)",
+    builder="models_zoo.spectral:build_kmeans",
+    **_SPECTRAL_COMMON | {"choices": _SPECTRAL_COMMON["choices"] + (
+        "KMeans(2 clusters, n_init=10, seed 0) on unlabelled profiles; the logit is the difference of squared "
+        "distances to the two centres. Which cluster means 'generated' is read off the training labels (the "
+        "clustering itself never sees them); the paper's settings are unknown (seeds.md §12).",)},
+))

@@ -1,0 +1,96 @@
+"""The zoo's registry: a card (torch-free metadata) per entry, and builders registered by a decorator.
+
+Cards live in ``models_zoo.cards`` and name their builder by dotted path ("models_zoo.spectral:build_lr"), so
+the web side lists and validates entries without importing torch; ``create_model`` imports the builder's
+module on first use. A duplicate name is an error; an unknown name raises with the closest valid names.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class UnknownModelError(ValueError):
+    """A name that is not in the zoo; the message lists the closest valid names."""
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A number the paper reports, with its trust tag from research/seeds.md ([code], [fig], [abs], ...)."""
+
+    what: str
+    value: str
+    trust: str
+
+
+@dataclass(frozen=True)
+class Card:
+    name: str
+    title: str
+    kind: str  # detector | embedding | generator | optimiser | analysis
+    paper: str
+    authors: str
+    year: int
+    arxiv: str
+    bibtex: str
+    licence: str
+    input_contract: str
+    preprocessing: str
+    builder: str  # "module:function", imported lazily
+    reported: tuple[Reported, ...] = ()
+    choices: tuple[str, ...] = ()  # what this project chose where the paper is silent
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+_CARDS: dict[str, Card] = {}
+_BUILDERS: dict[str, Callable[..., Any]] = {}
+
+
+def add_card(card: Card) -> Card:
+    if card.name in _CARDS:
+        raise ValueError(f"zoo entry {card.name!r} is declared twice")
+    _CARDS[card.name] = card
+    return card
+
+
+def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator for a builder: the entry must have a card that names this very function."""
+    def attach(builder: Callable[..., Any]) -> Callable[..., Any]:
+        card = get_card(name)
+        path = f"{builder.__module__}:{builder.__qualname__}"
+        if card.builder != path:
+            raise ValueError(f"card {name!r} names builder {card.builder}, not {path}")
+        if name in _BUILDERS:
+            raise ValueError(f"zoo entry {name!r} is registered twice")
+        _BUILDERS[name] = builder
+        return builder
+    return attach
+
+
+def list_cards(kind: str | None = None) -> list[Card]:
+    _load_cards()
+    return sorted((c for c in _CARDS.values() if kind is None or c.kind == kind), key=lambda c: c.name)
+
+
+def get_card(name: str) -> Card:
+    _load_cards()
+    try:
+        return _CARDS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _CARDS, n=3, cutoff=0.4) or sorted(_CARDS)
+        raise UnknownModelError(f"no zoo entry named {name!r}; did you mean: {', '.join(close)}?") from None
+
+
+def create_model(name: str, **kwargs: Any) -> Any:
+    """Build an entry by name; its module (and torch) is imported only now."""
+    card = get_card(name)
+    if name not in _BUILDERS:
+        importlib.import_module(card.builder.partition(":")[0])
+    return _BUILDERS[name](**kwargs)
+
+
+def _load_cards() -> None:
+    importlib.import_module("models_zoo.cards")  # declares every card once (a module runs once)

@@ -1,0 +1,153 @@
+"""The spectral detector of "Unmasking DeepFakes with simple Features" (seeds.md §8), batched in torch.
+
+Pipeline per image: 8-bit luma → unnormalised 2-D FFT → fftshift → +1e-8 → 20·ln|F| → azimuthal average
+(integer radius bins around ((W−1)/2, (H−1)/2), first and last bins dropped, as radialProfile.py) → a linear
+decision (logistic regression or SVM) or two k-means centres. ``SpectralDetector`` is one torch module with
+the feature pipeline and the decision inside, so it exports to TorchScript and is evaluated like an upload.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from models_zoo.registry import register_model
+
+EPS = 1e-8
+LUMA = (0.299, 0.587, 0.114)
+
+
+def _ring(u: torch.Tensor, v: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The ring of unshifted FFT position (u, v) once fftshift has moved it, around ((W−1)/2, (H−1)/2)."""
+    p, q = (u + height // 2) % height, (v + width // 2) % width
+    return torch.hypot(q.double() - (width - 1) / 2, p.double() - (height - 1) / 2).floor().long()
+
+
+def radial_bins(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(ring of every pixel of the *shifted* spectrum in row-major order, pixels per ring, number of rings). All
+    rings are kept here; the profile drops the first (DC) and the last."""
+    y, x = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    index = torch.hypot(x.double() - (width - 1) / 2, y.double() - (height - 1) / 2).floor().long().flatten()
+    bins = int(index.max()) + 1
+    return index, torch.bincount(index, minlength=bins).to(torch.float64), bins
+
+
+def half_spectrum_rings(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For the ``rfft2`` layout (H × (W//2+1)): each element's ring, and for the elements that also stand for
+    their mirror (−u, −v) (a real image's spectrum is Hermitian, |F(−u,−v)| = |F(u,v)|, and adding the real
+    ε keeps that), which elements those are and the mirror's ring. No fftshift is ever done on data."""
+    half = width // 2 + 1
+    u, k = torch.meshgrid(torch.arange(height), torch.arange(half), indexing="ij")
+    own = _ring(u, k, height, width).flatten()
+    mirrored = ((k > 0) & (2 * k != width)).flatten()  # columns 0 and W/2 are their own mirror's column
+    mirror = _ring((-u) % height, (-k) % width, height, width).flatten()[mirrored]
+    return own, torch.nonzero(mirrored).flatten(), mirror
+
+
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W floats in [0, 1] → N×H×W 8-bit luma values (as floats), rounded like cv2's RGB→gray."""
+    pixels = torch.round(images.to(torch.float64) * 255)
+    weights = torch.tensor(LUMA, dtype=torch.float64, device=images.device).view(1, 3, 1, 1)
+    return torch.round((pixels * weights).sum(dim=1))
+
+
+class RadialProfile(nn.Module):
+    """N×H×W gray images → N×(bins−2) azimuthal averages of 20·ln|fftshift(FFT) + ε|, from the half spectrum
+    (``rfft2``) with precomputed rings: half the FFT and half the logarithms of the full pipeline."""
+
+    def __init__(self, height: int, width: int, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        own, mirrored, mirror = half_spectrum_rings(height, width)
+        _, counts, bins = radial_bins(height, width)
+        self.register_buffer("own", own, persistent=False)
+        self.register_buffer("mirrored", mirrored, persistent=False)
+        self.register_buffer("mirror", mirror, persistent=False)
+        self.register_buffer("counts", counts, persistent=False)
+        self.bins = bins
+        self.eps = EPS
+        self.dtype = dtype
+
+    def forward(self, gray: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.fft.rfft2(gray.to(self.dtype))
+        magnitude = (20 * torch.log(torch.abs(spectrum + self.eps))).flatten(1).to(torch.float64)
+        sums = torch.zeros(magnitude.shape[0], self.bins, dtype=torch.float64, device=magnitude.device)
+        sums.index_add_(1, self.own, magnitude)
+        sums.index_add_(1, self.mirror, magnitude.index_select(1, self.mirrored))
+        return (sums / self.counts)[:, 1:-1]
+
+
+def spectral_features(images: torch.Tensor) -> torch.Tensor:
+    """Profiles of an N×3×S×S batch in [0, 1] (float64, N×L)."""
+    return RadialProfile(images.shape[-2], images.shape[-1]).to(images.device)(luma(images))
+
+
+class SpectralDetector(nn.Module):
+    """Luma → radial profile → logit = profile · weight + bias (a linear decision, or two k-means centres
+    folded into one: ||x − c_real||² − ||x − c_generated||² is linear in x)."""
+
+    def __init__(self, size: int, weight: np.ndarray, bias: float) -> None:
+        super().__init__()
+        self.profile = RadialProfile(size, size)
+        self.weight = nn.Parameter(torch.tensor(np.array(weight, dtype=np.float64).reshape(-1)), requires_grad=False)
+        self.bias = nn.Parameter(torch.tensor(float(bias), dtype=torch.float64), requires_grad=False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        pixels = torch.round(x.to(torch.float64) * 255)
+        gray = torch.round(0.299 * pixels[:, 0] + 0.587 * pixels[:, 1] + 0.114 * pixels[:, 2])
+        return self.profile(gray)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.features(x) @ self.weight + self.bias).to(torch.float32)
+
+
+@dataclass(frozen=True)
+class LinearDecision:
+    weight: np.ndarray
+    bias: float
+
+
+def fit_decision(features: np.ndarray, labels: np.ndarray, method: str, seed: int = 0) -> LinearDecision:
+    """The decision of ``method`` (lr, svm, kmeans) fitted on profiles; labels 1 = generated."""
+    from sklearn.cluster import KMeans
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import SVC
+
+    if method == "lr":
+        model = LogisticRegression(solver="liblinear", max_iter=1000).fit(features, labels)
+        return LinearDecision(model.coef_.ravel(), float(model.intercept_[0]))
+    if method == "svm":
+        model = SVC(kernel="linear").fit(features, labels)
+        return LinearDecision(model.coef_.ravel(), float(model.intercept_[0]))
+    if method == "kmeans":
+        clusters = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(features)
+        # The cluster holding more of the generated training images is "generated" (labels name, never shape, it).
+        fake_cluster = int(np.mean(clusters.labels_[labels == 1]) > np.mean(clusters.labels_[labels == 0]))
+        c_fake, c_real = clusters.cluster_centers_[fake_cluster], clusters.cluster_centers_[1 - fake_cluster]
+        # ||x-c_r||² − ||x-c_f||² = 2 x·(c_f − c_r) + ||c_r||² − ||c_f||²
+        return LinearDecision(2 * (c_fake - c_real), float(c_real @ c_real - c_fake @ c_fake))
+    raise ValueError(f"unknown method {method!r}; use lr, svm or kmeans")
+
+
+def _build(method: str, images: torch.Tensor | None, labels: np.ndarray | None, size: int) -> SpectralDetector:
+    if images is None or labels is None:
+        length = radial_bins(size, size)[2] - 2
+        return SpectralDetector(size, np.zeros(length), 0.0)  # untrained: every image scores 0.5
+    decision = fit_decision(spectral_features(images).numpy(), np.asarray(labels), method)
+    return SpectralDetector(images.shape[-1], decision.weight, decision.bias)
+
+
+@register_model("spectral-lr")
+def build_logistic(images: torch.Tensor | None = None, labels: np.ndarray | None = None, size: int = 64) -> SpectralDetector:
+    return _build("lr", images, labels, size)
+
+
+@register_model("spectral-svm")
+def build_svm(images: torch.Tensor | None = None, labels: np.ndarray | None = None, size: int = 64) -> SpectralDetector:
+    return _build("svm", images, labels, size)
+
+
+@register_model("spectral-kmeans")
+def build_kmeans(images: torch.Tensor | None = None, labels: np.ndarray | None = None, size: int = 64) -> SpectralDetector:
+    return _build("kmeans", images, labels, size)
