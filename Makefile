@@ -39,6 +39,7 @@ migrate: $(RUNTIME_STAMP)
 
 data: migrate
 	$(BIN)/python manage.py build_mini_benchmark
+	$(BIN)/python manage.py zoo_experiments
 
 lint: setup-dev
 	$(BIN)/ruff check .

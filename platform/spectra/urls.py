@@ -8,6 +8,7 @@ from spectra.benchmarks import downloads
 from spectra.benchmarks import views as benchmark_views
 from spectra.leaderboards import views as leaderboard_views
 from spectra.submissions import views as submission_views
+from spectra.zoo import views as zoo_views
 
 urlpatterns = [
     path("", benchmark_views.home, name="home"),
@@ -16,6 +17,8 @@ urlpatterns = [
     path("datasets/<str:manifest_sha256>/SHA256SUMS", downloads.checksums, name="dataset-checksums"),
     path("datasets/<str:manifest_sha256>/manifest.jsonl", downloads.manifest, name="dataset-manifest"),
     path("leaderboards/<slug:slug>/", leaderboard_views.leaderboard, name="leaderboard"),
+    path("zoo/", zoo_views.zoo_list, name="zoo"),
+    path("zoo/<str:name>/", zoo_views.zoo_detail, name="zoo-detail"),
     path("submit/", submission_views.submit, name="submit"),
     path("submissions/", submission_views.my_submissions, name="my-submissions"),
     path("submissions/<int:pk>/", submission_views.submission_detail, name="submission-detail"),

@@ -88,3 +88,26 @@ def test_the_detectors_find_the_upsampling_artefacts_and_export_to_torchscript(m
     decision = fit_decision(spectral_features(train_x).numpy(), train_y, method)
     direct = spectral_features(test_x).numpy() @ decision.weight + decision.bias
     assert np.allclose(logits, direct.astype(np.float32), rtol=1e-5, atol=1e-4)
+
+
+def test_the_few_shot_curve_is_seeded_and_equals_a_direct_fit() -> None:
+    from models_zoo.spectral import few_shot_curve
+
+    rng = np.random.default_rng(2)
+    train = np.r_[rng.normal(0, 1, (60, 5)), rng.normal(1.5, 1, (60, 5))]
+    labels = np.r_[np.zeros(60, int), np.ones(60, int)]
+    test = np.r_[rng.normal(0, 1, (100, 5)), rng.normal(1.5, 1, (100, 5))]
+    test_labels = np.r_[np.zeros(100, int), np.ones(100, int)]
+    curve = few_shot_curve(train, labels, test, test_labels, sizes=(20, 100, 500), repeats=1, seed=4, methods=("lr",))
+    assert curve["sizes"] == [20, 100]  # 500 needs 250 per class; the pool has 60
+    assert curve == few_shot_curve(train, labels, test, test_labels, sizes=(20, 100, 500), repeats=1, seed=4,
+                                   methods=("lr",))
+    # The same draws and fits by hand.
+    draw = np.random.default_rng(4)
+    for i, n in enumerate((20, 100)):
+        pick = np.r_[draw.choice(np.arange(60), n // 2, replace=False), draw.choice(np.arange(60, 120), n // 2, replace=False)]
+        decision = fit_decision(train[pick], labels[pick], "lr", seed=0)
+        predicted = (test @ decision.weight + decision.bias) > 0
+        expected = (np.mean(~predicted[test_labels == 0]) + np.mean(predicted[test_labels == 1])) / 2
+        assert curve["methods"]["lr"]["mean"][i] == pytest.approx(expected)
+    assert curve["methods"]["lr"]["mean"][-1] > 0.75  # the classes are 1.5 standard deviations apart

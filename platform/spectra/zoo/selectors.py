@@ -1,0 +1,23 @@
+"""Reads of the zoo: cards come from the models_zoo registry (torch-free), experiments from the database."""
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from models_zoo.registry import Card, UnknownModelError, get_card, list_cards
+from spectra.core.errors import NotFoundError
+from spectra.zoo.models import ZooExperiment
+
+
+def zoo_card_list() -> list[Card]:
+    return list_cards()
+
+
+def zoo_card_get(*, name: str) -> Card:
+    try:
+        return get_card(name)
+    except UnknownModelError as error:
+        raise NotFoundError(str(error)) from None
+
+
+def zoo_experiment_list(*, entry: str) -> QuerySet[ZooExperiment]:
+    return ZooExperiment.objects.filter(entry=entry).select_related("dataset", "dataset__benchmark")

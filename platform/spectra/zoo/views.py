@@ -1,0 +1,31 @@
+"""Zoo pages: every entry's card, and its experiments as Plotly charts. No torch is imported here."""
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from spectra.core.errors import ApplicationError
+from spectra.zoo.selectors import zoo_card_get, zoo_card_list, zoo_experiment_list
+
+
+def zoo_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "zoo/list.html", {"cards": zoo_card_list()})
+
+
+def few_shot_figure(data: dict) -> dict:
+    traces = [{"type": "scatter", "mode": "lines+markers", "name": method, "x": data["sizes"], "y": curve["mean"],
+               "error_y": {"type": "data", "array": curve["std"]}} for method, curve in data["methods"].items()]
+    layout = {"xaxis": {"type": "log", "title": {"text": "labelled training images"}},
+              "yaxis": {"range": [0, 1], "title": {"text": "test accuracy"}}, "margin": {"t": 30}, "height": 360}
+    return {"data": traces, "layout": layout}
+
+
+def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
+    try:
+        card = zoo_card_get(name=name)
+    except ApplicationError as error:
+        raise Http404(error.message) from None
+    family = name.split("-")[0]
+    experiments = [(e, few_shot_figure(e.data)) for e in zoo_experiment_list(entry=family) if e.name == "few-shot"]
+    return render(request, "zoo/detail.html", {"card": card, "experiments": experiments,
+                                                "figures": {str(e.pk): figure for e, figure in experiments}})

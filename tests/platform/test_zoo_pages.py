@@ -1,0 +1,35 @@
+"""Zoo pages list every card without torch, show a card whole, and plot the spectral few-shot experiment."""
+from __future__ import annotations
+
+import io
+
+from django.core.management import call_command
+from django.urls import reverse
+
+from models_zoo.registry import list_cards
+from spectra.zoo.models import ZooExperiment
+
+
+def test_the_zoo_lists_every_card_and_an_unknown_entry_is_a_404_naming_close_ones(client, db) -> None:
+    page = client.get(reverse("zoo")).content.decode()
+    for card in list_cards():
+        assert f'<tr data-entry="{card.name}">' in page
+    missing = client.get("/zoo/spectral-lrr/")
+    assert missing.status_code == 404 and "spectral-lr" in missing.content.decode()
+
+
+def test_the_few_shot_experiment_is_stored_and_plotted_on_the_card(client, mini_dataset) -> None:
+    out = io.StringIO()
+    call_command("zoo_experiments", "--repeats", "2", stdout=out)
+    experiment = ZooExperiment.objects.get(entry="spectral", name="few-shot", dataset=mini_dataset)
+    data = experiment.data
+    assert data["sizes"] == [2, 4, 10, 20, 50, 100, 200] and set(data["methods"]) == {"lr", "svm", "kmeans"}
+    assert all(0 <= v <= 1 for curve in data["methods"].values() for v in curve["mean"])
+    assert data["methods"]["lr"]["mean"][-1] > 0.7  # 200 labelled profiles separate real from generated well
+    again = io.StringIO()
+    call_command("zoo_experiments", stdout=again)
+    assert "up to date" in again.getvalue()
+    page = client.get(reverse("zoo-detail", args=["spectral-lr"])).content.decode()
+    assert f'id="experiment-{experiment.pk}"' in page and "Few labelled samples" in page
+    assert "100 %" in page and "[fig]" in page and "durall2019unmasking" in page
+    assert '<script src="/static/plotly/plotly.min.js"></script>' in page
