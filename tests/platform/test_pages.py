@@ -142,7 +142,7 @@ def test_a_finished_submission_shows_the_results_table_and_the_chart(client, sub
     assert f"evaluator {EVALUATOR_VERSION}" in page
     assert '<div id="chart" class="chart"></div>' in page
     assert '<script src="/static/plotly/plotly.min.js"></script>' in page
-    assert '<script id="chart-data" type="application/json">' in page
+    assert '<script id="figures" type="application/json">' in page and '<script src="/static/charts.js">' in page
     assert "<progress" not in page
 
 

@@ -18,8 +18,9 @@ def benchmark_detail(request: HttpRequest, slug: str) -> HttpResponse:
     except ApplicationError as error:
         raise Http404(error.message) from None
     datasets = list(benchmark.datasets.prefetch_related("subsets"))
-    charts = {d.pk: audit_charts(d.audit) for d in datasets if d.audit}
-    return render(request, "benchmarks/detail.html", {"benchmark": benchmark, "datasets": datasets, "charts": charts})
+    figures = {f"audit-{name}-{d.pk}": figure for d in datasets if d.audit
+               for name, figure in audit_charts(d.audit).items()}
+    return render(request, "benchmarks/detail.html", {"benchmark": benchmark, "datasets": datasets, "figures": figures})
 
 
 def _bars(distributions: dict, key: str, limit: int) -> dict:

@@ -42,13 +42,15 @@ def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
     for result in results:
         groups.setdefault(result.dataset_id, []).append(result)
     ranked = [r for r in groups.get(submission.dataset_id, []) if r.protocol == CROSS_GENERATOR]
+    robustness = robustness_sections([r for r in groups.get(submission.dataset_id, []) if r.protocol != CROSS_GENERATOR])
     context = {
         "submission": submission,
         "progress": selectors.submission_progress(submission=submission),
         "results": ranked,
         "other_versions": [(rows[0].dataset, rows) for pk, rows in groups.items() if pk != submission.dataset_id],
-        "chart": results_chart(ranked) if ranked else None,
-        "robustness": robustness_sections([r for r in groups.get(submission.dataset_id, []) if r.protocol != CROSS_GENERATOR]),
+        "robustness": robustness,
+        "figures": {"chart": results_chart(ranked)} | {f"robustness-{s.protocol}": s.figure for s in robustness}
+        if ranked else {},
         "resamples": settings.SPECTRA_BOOTSTRAP_RESAMPLES,
     }
     return render(request, "submissions/detail.html", context)

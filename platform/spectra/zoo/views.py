@@ -28,4 +28,4 @@ def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
     family = name.split("-")[0]
     experiments = [(e, few_shot_figure(e.data)) for e in zoo_experiment_list(entry=family) if e.name == "few-shot"]
     return render(request, "zoo/detail.html", {"card": card, "experiments": experiments,
-                                                "figures": {str(e.pk): figure for e, figure in experiments}})
+                                                "figures": {f"experiment-{e.pk}": figure for e, figure in experiments}})
