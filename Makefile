@@ -40,6 +40,7 @@ migrate: $(RUNTIME_STAMP)
 data: migrate
 	$(BIN)/python manage.py build_mini_benchmark
 	$(BIN)/python manage.py zoo_experiments
+	$(BIN)/python manage.py zoo_baselines
 
 lint: setup-dev
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ the feature pipeline and the decision inside, so it exports to TorchScript and i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -181,3 +182,27 @@ def few_shot_curve(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray
                 accuracy[method][i, r] = balanced_accuracy(predicted, test_labels)
     return {"sizes": usable, "repeats": repeats, "seed": seed,
             "methods": {m: {"mean": a.mean(axis=1).tolist(), "std": a.std(axis=1).tolist()} for m, a in accuracy.items()}}
+
+
+def profiles_of_split(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Spectral profiles and labels of a dataset version's split, one image at a time and never resized (the
+    profile needs the raw pixels; the reference warns that resampling distorts the spectrum)."""
+    from PIL import Image
+
+    from evaluation.datasets.manifest import read_manifest
+
+    features, labels = [], []
+    for row in read_manifest(root / "manifest.jsonl"):
+        if row.split == split:
+            with Image.open(root / row.path) as image:
+                pixels = np.asarray(image.convert("RGB"), dtype=np.float64) / 255
+            features.append(spectral_features(torch.from_numpy(pixels).permute(2, 0, 1)[None])[0].numpy())
+            labels.append(row.label)
+    return np.stack(features), np.asarray(labels)
+
+
+def train_on_dataset(root: Path, method: str, *, size: int, seed: int = 0) -> SpectralDetector:
+    """The detector fitted on every train image of a dataset version (square images of ``size`` px)."""
+    features, labels = profiles_of_split(root, "train")
+    decision = fit_decision(features, labels, method, seed=seed)
+    return SpectralDetector(size, decision.weight, decision.bias)

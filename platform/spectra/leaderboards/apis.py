@@ -36,6 +36,7 @@ class LeaderboardRowOutput(serializers.Serializer):
     bias_gap = serializers.FloatField(allow_null=True, help_text="Mean accuracy on the raw version minus on the "
                                       "unbiased one: how much of the score the dataset's biases explain.")
     bias_gap_interval = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    zoo_entry = serializers.CharField(allow_blank=True, help_text="The models_zoo entry of a zoo baseline row.")
     is_baseline = serializers.BooleanField()
     baseline = serializers.CharField(allow_blank=True)
     barely_beats_baseline = serializers.BooleanField(

@@ -32,6 +32,7 @@ class LeaderboardRow:
     manifest_sha256: str = ""
     artifact_sha256: str = ""
     protocol_version: int = 0
+    zoo_entry: str = ""  # a models_zoo entry submitted through the upload path
     is_baseline: bool = False
     baseline: str = ""  # the shortcut's name (evaluation.baselines) on a baseline row
     barely_beats_baseline: bool = False  # its interval reaches down to the best shortcut baseline's
@@ -47,7 +48,7 @@ def _rows_from_results(results: list[Result]) -> list[LeaderboardRow]:
         row = rows.setdefault(
             submission.pk,
             LeaderboardRow(rank=0, submission_id=submission.pk, name=submission.name,
-                           owner=submission.owner.username, mean={}),
+                           owner=submission.owner.username, mean={}, zoo_entry=submission.zoo_entry),
         )
         if result.subset == MEAN_SUBSET:
             row.mean, row.mean_intervals = result.metrics, result.intervals or {}

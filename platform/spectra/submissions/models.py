@@ -44,6 +44,7 @@ class Submission(models.Model):
     artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="submissions")
     benchmark = models.ForeignKey(Benchmark, on_delete=models.PROTECT, related_name="submissions")
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="submissions")
+    zoo_entry = models.CharField(max_length=100, blank=True, help_text="The models_zoo entry this baseline row is.")
     source = models.CharField(max_length=100, blank=True, help_text="The generator the detector was trained on: "
                               "its validation split fixes the carried threshold (blank: every validation image).")
     status = models.CharField(max_length=20, choices=SubmissionStatus.choices, default=SubmissionStatus.QUEUED)

@@ -1,11 +1,20 @@
 """Zoo pages: every entry's card, and its experiments as Plotly charts. No torch is imported here."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from spectra.core.downloads import ranged_file_response
 from spectra.core.errors import ApplicationError
-from spectra.zoo.selectors import zoo_card_get, zoo_card_list, zoo_experiment_list
+from spectra.zoo.selectors import (
+    zoo_artifact_get,
+    zoo_card_get,
+    zoo_card_list,
+    zoo_experiment_list,
+    zoo_submission_list,
+)
 
 
 def zoo_list(request: HttpRequest) -> HttpResponse:
@@ -28,4 +37,14 @@ def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
     family = name.split("-")[0]
     experiments = [(e, few_shot_figure(e.data)) for e in zoo_experiment_list(entry=family) if e.name == "few-shot"]
     return render(request, "zoo/detail.html", {"card": card, "experiments": experiments,
+                                                "rows": zoo_submission_list(entry=name),
                                                 "figures": {f"experiment-{e.pk}": figure for e, figure in experiments}})
+
+
+def zoo_weights(request: HttpRequest, name: str, sha256: str) -> HttpResponse:
+    """A zoo entry's exported TorchScript file, streamed (resumable), named by its sha256."""
+    try:
+        artifact = zoo_artifact_get(entry=name, sha256=sha256)
+    except ApplicationError as error:
+        raise Http404(error.message) from None
+    return ranged_file_response(request, Path(artifact.file.path), filename=f"{name}-{sha256[:12]}.pt", etag=sha256)

@@ -45,28 +45,9 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Stored the spectral few-shot curve of {dataset}."))
 
 
-def _profiles(root: Path, split: str) -> tuple[Any, Any]:
-    """Spectral profiles and labels of a split, one image at a time (no resizing: the profile needs raw pixels)."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    from evaluation.datasets.manifest import read_manifest
-    from models_zoo.spectral import spectral_features
-
-    features, labels = [], []
-    for row in read_manifest(root / "manifest.jsonl"):
-        if row.split == split:
-            with Image.open(root / row.path) as image:
-                pixels = np.asarray(image.convert("RGB"), dtype=np.float64) / 255
-            features.append(spectral_features(torch.from_numpy(pixels).permute(2, 0, 1)[None])[0].numpy())
-            labels.append(row.label)
-    return np.stack(features), np.asarray(labels)
-
-
 def _few_shot(root: Path, repeats: int) -> dict:
-    from models_zoo.spectral import few_shot_curve
+    from models_zoo.spectral import few_shot_curve, profiles_of_split
 
-    train, train_labels = _profiles(root, "train")
-    test, test_labels = _profiles(root, "test")
+    train, train_labels = profiles_of_split(root, "train")
+    test, test_labels = profiles_of_split(root, "test")
     return few_shot_curve(train, train_labels, test, test_labels, repeats=repeats)
