@@ -58,3 +58,42 @@ add_card(Card(
         "distances to the two centres. Which cluster means 'generated' is read off the training labels (the "
         "clustering itself never sees them); the paper's settings are unknown (seeds.md §12).",)},
 ))
+
+TRIPLET_BIBTEX = """@inproceedings{ho2020learning,
+  title={Learning Embeddings for Image Clustering: An Empirical Study of Triplet Loss Approaches},
+  author={Ho, Kalun and Keuper, Janis and Pfreundt, Franz-Josef and Keuper, Margret},
+  booktitle={25th International Conference on Pattern Recognition (ICPR)},
+  pages={87--94},
+  year={2021}
+}"""
+
+_TRIPLET_COMMON = dict(
+    kind="embedding",
+    paper="Learning Embeddings for Image Clustering: An Empirical Study of Triplet Loss Approaches",
+    authors="Kalun Ho, Janis Keuper, Franz-Josef Pfreundt, Margret Keuper",
+    year=2020,
+    arxiv="2007.03123",
+    bibtex=TRIPLET_BIBTEX,
+    licence="No official code was found; this implementation: the project's.",
+    input_contract="N×3×S×S RGB floats in [0, 1]; output N×16 embeddings (not normalised).",
+    preprocessing="None beyond the platform's resize to the input size.",
+    reported=(
+        Reported("The absolute-margin loss beats the two others for k-means and correlation clustering on noisy-label "
+                 "CIFAR-10", "no number verified", "[abs]"),
+    ),
+    choices=(
+        "Backbone: a 3-block CNN with a 16-d linear head (the paper's backbone is unknown).",
+        "Squared Euclidean distances; Adam, lr 1e-3, 64 random triplets per step (CPU mini-scale recipe).",
+        "Label noise: exactly round(rate·n) symmetric flips to another class, rates 0, 20 and 40 %.",
+        "Correlation clustering: GAEC + greedy local moves on weights θ − d(i, j); θ = (α+β)/2 = 2 for the absolute "
+        "loss, the median pairwise squared distance of the training embeddings for the relative losses.",
+        "Reported: NMI, ARI and accuracy after Hungarian matching, for k-means (k = the number of classes) and for "
+        "correlation clustering (the number of clusters it finds).",
+    ),
+)
+add_card(Card(name="triplet-standard", title="Triplet embedding, standard loss (FaceNet margin 1)",
+              builder="models_zoo.triplet:build_standard", **_TRIPLET_COMMON))
+add_card(Card(name="triplet-improved", title="Triplet embedding, improved loss (Cheng et al., intra-class term)",
+              builder="models_zoo.triplet:build_improved", **_TRIPLET_COMMON))
+add_card(Card(name="triplet-absolute", title="Triplet embedding, absolute margins (α = 3, β = 1, the proposed loss)",
+              builder="models_zoo.triplet:build_absolute", **_TRIPLET_COMMON))

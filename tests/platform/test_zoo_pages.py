@@ -33,3 +33,17 @@ def test_the_few_shot_experiment_is_stored_and_plotted_on_the_card(client, mini_
     assert f'id="experiment-{experiment.pk}"' in page and "Few labelled samples" in page
     assert "100 %" in page and "[fig]" in page and "durall2019unmasking" in page
     assert '<script src="/static/plotly/plotly.min.js"></script>' in page
+
+
+def test_the_triplet_label_noise_experiment_is_stored_and_tabled(client, mini_dataset) -> None:
+    call_command("zoo_experiments", "--triplet-steps", "3", "--per-class", "6", "--repeats", "1", stdout=io.StringIO())
+    experiment = ZooExperiment.objects.get(entry="triplet", name="label-noise", dataset=mini_dataset)
+    rows = experiment.data["rows"]
+    assert {(r["loss"], r["noise"]) for r in rows} == {
+        (loss, rate) for loss in ("standard", "improved", "absolute") for rate in (0.0, 0.2, 0.4)}
+    assert experiment.data["classes"] == 6  # real and five generators
+    for row in rows:
+        for method in ("kmeans", "correlation"):
+            assert 0 <= row[method]["nmi"] <= 1 and -1 <= row[method]["ari"] <= 1 and 0 < row[method]["accuracy"] <= 1
+    page = client.get(reverse("zoo-detail", args=["triplet-absolute"])).content.decode()
+    assert 'id="label-noise"' in page and page.count("<td>absolute</td>") == 3

@@ -36,8 +36,9 @@ def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
         raise Http404(error.message) from None
     family = name.split("-")[0]
     experiments = [(e, few_shot_figure(e.data)) for e in zoo_experiment_list(entry=family) if e.name == "few-shot"]
+    noise = [e for e in zoo_experiment_list(entry=family) if e.name == "label-noise"]
     return render(request, "zoo/detail.html", {"card": card, "experiments": experiments,
-                                                "rows": zoo_submission_list(entry=name),
+                                                "rows": zoo_submission_list(entry=name), "noise": noise,
                                                 "figures": {f"experiment-{e.pk}": figure for e, figure in experiments}})
 
 
