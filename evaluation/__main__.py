@@ -14,12 +14,11 @@ import sys
 from pathlib import Path
 
 from evaluation.datasets.images import count_split
-from evaluation.datasets.manifest import file_sha256, manifest_sha256
-from evaluation.detectors.formats import ArtifactFormat, sniff_artifact
+from evaluation.detectors.formats import ArtifactFormat
 from evaluation.errors import EvaluationError
-from evaluation.messages import ShardProgress, ShardRequest
-from evaluation.protocols import get_protocol, list_protocols
-from evaluation.runner import run_shard
+from evaluation.messages import ShardProgress
+from evaluation.protocols import list_protocols
+from evaluation.runner import local_shard_request, run_shard
 from evaluation.summary import summary_from_scores
 from evaluation.version import EVALUATOR_VERSION
 
@@ -42,22 +41,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _request(args: argparse.Namespace) -> ShardRequest:
-    manifest = args.dataset / "manifest.jsonl"
-    if not manifest.is_file():
-        raise EvaluationError(f"{args.dataset} holds no manifest.jsonl; expected a dataset version folder")
-    with args.detector.open("rb") as handle:
-        fmt = sniff_artifact(handle, declared=args.format)
-    protocol = get_protocol(args.protocol)
-    return ShardRequest(
-        run_id=0, artifact_url=str(args.detector), artifact_sha256=file_sha256(args.detector), artifact_format=fmt.value,
-        input_size=args.input_size, dataset_root_url=str(args.dataset), manifest_url=str(manifest),
-        manifest_sha256=manifest_sha256(manifest), protocol=protocol.name, protocol_version=protocol.version,
-        config={"batch_size": args.batch_size}, split=args.split, first_row=0,
-        last_row=count_split(str(manifest), args.split), device_hint=args.device,
-    )
-
-
 def _table(report: dict) -> str:
     lines = [f"{'subset':<16}" + "".join(f"{name:>22}" for name in SHOWN)]
     for subset, numbers in report["results"].items():
@@ -76,7 +59,9 @@ def _table(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        request = _request(args)
+        request = local_shard_request(
+            args.detector, args.dataset, input_size=args.input_size, protocol=args.protocol, split=args.split,
+            config={"batch_size": args.batch_size}, declared_format=args.format, device=args.device)
     except (EvaluationError, OSError) as error:
         print(f"error: {getattr(error, 'message', error)}", file=sys.stderr)
         return 2

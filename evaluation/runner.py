@@ -15,9 +15,9 @@ from pathlib import Path
 
 import fsspec
 
-from evaluation.datasets.images import condition_batches, image_batches, rows_of_split, url_sha256
-from evaluation.datasets.manifest import centre_crops
-from evaluation.detectors.formats import ArtifactFormat
+from evaluation.datasets.images import condition_batches, count_split, image_batches, rows_of_split, url_sha256
+from evaluation.datasets.manifest import centre_crops, file_sha256, manifest_sha256
+from evaluation.detectors.formats import ArtifactFormat, sniff_artifact
 from evaluation.detectors.loading import load_detector, pick_device, probe_detector
 from evaluation.errors import DatasetError, EvaluationError, PlatformFault, UserFault
 from evaluation.messages import ShardDone, ShardProgress, ShardRequest
@@ -111,3 +111,24 @@ def run_shard(request: ShardRequest, sink: ProgressSink) -> ShardDone:
         return ShardDone(status="failed", error=error.message, error_kind="platform", **common)
     return ShardDone(status="done", metrics=result.metrics, row_ids=result.row_ids, scores=result.scores,
                      conditions=result.conditions, timings=timings, **common)
+
+
+def local_shard_request(detector: Path, dataset: Path, *, input_size: int, protocol: str = "cross-generator",
+                        split: str = "test", config: dict | None = None, declared_format: str | None = None,
+                        device: str = "auto", limit: int | None = None) -> ShardRequest:
+    """A request over a local dataset version's ``split`` (its first ``limit`` rows, or all), as the platform
+    would send it: the artifact's format is read from its bytes and both files are hashed."""
+    manifest = dataset / "manifest.jsonl"
+    if not manifest.is_file():
+        raise DatasetError(f"{dataset} holds no manifest.jsonl; expected a dataset version folder")
+    with detector.open("rb") as handle:
+        fmt = sniff_artifact(handle, declared=declared_format)
+    spec = get_protocol(protocol)
+    rows = count_split(str(manifest), split)
+    return ShardRequest(
+        run_id=0, artifact_url=str(detector), artifact_sha256=file_sha256(detector), artifact_format=fmt.value,
+        input_size=input_size, dataset_root_url=str(dataset), manifest_url=str(manifest),
+        manifest_sha256=manifest_sha256(manifest), protocol=spec.name, protocol_version=spec.version,
+        config=config or {}, split=split, first_row=0, last_row=rows if limit is None else min(limit, rows),
+        device_hint=device,
+    )

@@ -1,14 +1,8 @@
 """Every zoo entry's card. Torch-free: the web side lists these without importing any builder."""
 from __future__ import annotations
 
+from evaluation.citations import UNMASKING_DEEPFAKES
 from models_zoo.registry import Card, Reported, add_card
-
-UNMASKING_BIBTEX = """@article{durall2019unmasking,
-  title={Unmasking DeepFakes with simple Features},
-  author={Durall, Ricard and Keuper, Margret and Pfreundt, Franz-Josef and Keuper, Janis},
-  journal={arXiv preprint arXiv:1911.00686},
-  year={2019}
-}"""
 
 _SPECTRAL_COMMON = dict(
     kind="detector",
@@ -16,7 +10,7 @@ _SPECTRAL_COMMON = dict(
     authors="Ricard Durall, Margret Keuper, Franz-Josef Pfreundt, Janis Keuper",
     year=2019,
     arxiv="1911.00686",
-    bibtex=UNMASKING_BIBTEX,
+    bibtex=UNMASKING_DEEPFAKES,
     licence="Reference code: cc-hpc-itwm/DeepFakeDetection (no licence file); this implementation: the project's.",
     input_contract="N×3×S×S RGB floats in [0, 1], any square S (the profile length follows S: 64 px → 43 values).",
     preprocessing=(

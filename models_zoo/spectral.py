@@ -17,7 +17,6 @@ from torch import nn
 from models_zoo.registry import register_model
 
 EPS = 1e-8
-LUMA = (0.299, 0.587, 0.114)
 
 
 def _ring(u: torch.Tensor, v: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -48,10 +47,10 @@ def half_spectrum_rings(height: int, width: int) -> tuple[torch.Tensor, torch.Te
 
 
 def luma(images: torch.Tensor) -> torch.Tensor:
-    """N×3×H×W floats in [0, 1] → N×H×W 8-bit luma values (as floats), rounded like cv2's RGB→gray."""
+    """N×3×H×W floats in [0, 1] → N×H×W 8-bit luma values (as floats), rounded like cv2's RGB→gray. Written with
+    literal weights (0.299, 0.587, 0.114) so TorchScript compiles it into the exported detector."""
     pixels = torch.round(images.to(torch.float64) * 255)
-    weights = torch.tensor(LUMA, dtype=torch.float64, device=images.device).view(1, 3, 1, 1)
-    return torch.round((pixels * weights).sum(dim=1))
+    return torch.round(0.299 * pixels[:, 0] + 0.587 * pixels[:, 1] + 0.114 * pixels[:, 2])
 
 
 class RadialProfile(nn.Module):
@@ -95,9 +94,7 @@ class SpectralDetector(nn.Module):
         self.bias = nn.Parameter(torch.tensor(float(bias), dtype=torch.float64), requires_grad=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        pixels = torch.round(x.to(torch.float64) * 255)
-        gray = torch.round(0.299 * pixels[:, 0] + 0.587 * pixels[:, 1] + 0.114 * pixels[:, 2])
-        return self.profile(gray)
+        return self.profile(luma(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.features(x) @ self.weight + self.bias).to(torch.float32)

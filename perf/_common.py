@@ -12,10 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evaluation.datasets.images import count_split  # noqa: E402
-from evaluation.datasets.manifest import file_sha256, manifest_sha256  # noqa: E402
 from evaluation.messages import ShardRequest  # noqa: E402
-from evaluation.protocols import get_protocol  # noqa: E402
+from evaluation.runner import local_shard_request  # noqa: E402
 
 
 def parse_args(description: str) -> argparse.Namespace:
@@ -49,15 +47,8 @@ def resnet_detector(folder: Path) -> Path:
 
 def request(dataset: Path, artifact: Path, size: int, images: int, protocol: str = "cross-generator",
             config: dict | None = None) -> ShardRequest:
-    manifest = dataset / "manifest.jsonl"
-    spec = get_protocol(protocol)
-    return ShardRequest(
-        run_id=0, artifact_url=str(artifact), artifact_sha256=file_sha256(artifact), artifact_format="torchscript",
-        input_size=size, dataset_root_url=str(dataset), manifest_url=str(manifest),
-        manifest_sha256=manifest_sha256(manifest), protocol=spec.name, protocol_version=spec.version,
-        config={"batch_size": 32, **(config or {})}, split="test", first_row=0,
-        last_row=min(images, count_split(str(manifest), "test")), device_hint="auto",
-    )
+    return local_shard_request(artifact, dataset, input_size=size, protocol=protocol,
+                               config={"batch_size": 32, **(config or {})}, limit=images)
 
 
 @contextmanager

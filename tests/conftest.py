@@ -30,7 +30,7 @@ def mini_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def mini_variant_roots(mini_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The biased and unbiased versions of the session's mini build, made by the command's own builder."""
-    from evaluation.datasets.mini import build_mini_variants
+    from evaluation.datasets.mini.variants import build_mini_variants
 
     base = tmp_path_factory.mktemp("mini_variants")
     build_mini_variants(mini_root, base / "biased", base / "unbiased", seed=0)

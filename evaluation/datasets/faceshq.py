@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from evaluation.citations import UNMASKING_DEEPFAKES
 from evaluation.datasets.genimage import FLUSH_EVERY, ImageItem, ScanSummary, scan_images
 from evaluation.errors import DatasetError
 
@@ -34,12 +35,7 @@ FACESHQ_DESCRIPTION = (
     "Faces-HQ: 40,000 high-resolution faces from four sources, two real (CelebA-HQ, FFHQ) and two generated "
     "(100K Faces / generated.photos, thispersondoesnotexist.com). Each source is its own subset."
 )
-FACESHQ_CITATION = """@article{durall2019unmasking,
-  title={Unmasking DeepFakes with simple Features},
-  author={Durall, Ricard and Keuper, Margret and Pfreundt, Franz-Josef and Keuper, Janis},
-  journal={arXiv preprint arXiv:1911.00686},
-  year={2019}
-}"""
+FACESHQ_CITATION = UNMASKING_DEEPFAKES  # the paper that introduced Faces-HQ
 FACESHQ_LICENCE = (
     "Each source keeps its own terms: CelebA-HQ (non-commercial research), FFHQ (CC BY-NC-SA 4.0), "
     "100K Faces (generated.photos terms), thispersondoesnotexist.com images (no licence stated)."

@@ -193,12 +193,4 @@ def build_mini_benchmark(out_dir: Path, *, seed: int = 0, progress: Callable[[st
     return MiniBuildSummary(digest, counts, seconds, manifest_path)
 
 
-from evaluation.datasets.mini.variants import (  # noqa: E402  (variants imports the names above)
-    BIASED_GENERATED_SIZE,
-    MINI_BIASED_DESCRIPTION,
-    MINI_UNBIASED_DESCRIPTION,
-    build_mini_variants,
-)
-
-__all__ = ["BIASED_GENERATED_SIZE", "MINI_BIASED_DESCRIPTION", "MINI_DESCRIPTION", "MINI_GENERATORS", "MINI_LICENCE",
-           "MINI_UNBIASED_DESCRIPTION", "MiniBuildSummary", "build_mini_benchmark", "build_mini_variants"]
+__all__ = ["MINI_DESCRIPTION", "MINI_GENERATORS", "MINI_LICENCE", "MiniBuildSummary", "build_mini_benchmark"]

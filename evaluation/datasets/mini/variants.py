@@ -83,12 +83,10 @@ def _encode(image, fmt: str, quality: int | None) -> bytes:  # noqa: ANN001
 
 
 def _measured_quality(data: bytes, encoded: int) -> int:
-    """The quality a reader would measure, by the estimator the audits use; the encoded one if unavailable."""
-    try:
-        from evaluation.datasets.jpeg import estimate_jpeg_quality
-    except ImportError:  # pragma: no cover - the estimator ships with the package
-        return encoded
+    """The quality a reader would measure, by the estimator the audits use (the encoded one if it cannot say)."""
     from PIL import Image
+
+    from evaluation.datasets.jpeg import estimate_jpeg_quality
 
     with Image.open(io.BytesIO(data)) as image:
         estimate = estimate_jpeg_quality(image)

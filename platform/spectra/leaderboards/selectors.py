@@ -50,14 +50,20 @@ def _rows_from_results(results: list[Result]) -> list[LeaderboardRow]:
             LeaderboardRow(rank=0, submission_id=submission.pk, name=submission.name,
                            owner=submission.owner.username, mean={}, zoo_entry=submission.zoo_entry),
         )
+        _absorb(row, result)
         if result.subset == MEAN_SUBSET:
-            row.mean, row.mean_intervals = result.metrics, result.intervals or {}
             row.evaluator_version, row.protocol_version = result.evaluator_version, result.protocol_version
             row.manifest_sha256, row.artifact_sha256 = result.manifest_sha256, result.artifact_sha256
-        else:
-            row.per_generator[result.subset] = result.metrics
-            row.per_generator_intervals[result.subset] = result.intervals or {}
     return list(rows.values())
+
+
+def _absorb(row: LeaderboardRow, result: Result | BaselineResult) -> None:
+    """Put one subset's numbers (a submission's or a baseline's) into its leaderboard row."""
+    if result.subset == MEAN_SUBSET:
+        row.mean, row.mean_intervals = result.metrics, result.intervals or {}
+    else:
+        row.per_generator[result.subset] = result.metrics
+        row.per_generator_intervals[result.subset] = result.intervals or {}
 
 
 def _baseline_rows(benchmark: Benchmark, protocol: str) -> list[LeaderboardRow]:
@@ -70,11 +76,7 @@ def _baseline_rows(benchmark: Benchmark, protocol: str) -> list[LeaderboardRow]:
             rank=0, submission_id=None, name=titles.get(result.baseline, result.baseline), owner="Spectra",
             mean={}, is_baseline=True, baseline=result.baseline, manifest_sha256=result.manifest_sha256,
             evaluator_version=result.evaluator_version, protocol_version=result.protocol_version))
-        if result.subset == MEAN_SUBSET:
-            row.mean, row.mean_intervals = result.metrics, result.intervals or {}
-        else:
-            row.per_generator[result.subset] = result.metrics
-            row.per_generator_intervals[result.subset] = result.intervals or {}
+        _absorb(row, result)
     return list(rows.values())
 
 

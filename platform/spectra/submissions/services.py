@@ -136,7 +136,7 @@ def _check_source(source: str, dataset: Dataset) -> str:
 
 def submission_create(
     *, owner, name: str, benchmark: Benchmark, upload: UploadedFile, declared_format: str, input_size: int,
-    source: str = "",
+    source: str = "", zoo_entry: str = "",
 ) -> Submission:
     """Create a queued submission, ranked on the benchmark's original version and evaluated on every current
     version (original, biased, unbiased…) in shards; the shards are sent once the transaction commits."""
@@ -146,7 +146,7 @@ def submission_create(
         artifact = artifact_store(owner=owner, upload=upload, declared_format=declared_format, input_size=input_size)
         submission = Submission.objects.create(
             name=name.strip() or artifact.original_name or f"detector {artifact.sha256[:8]}",
-            owner=owner, artifact=artifact, benchmark=benchmark, dataset=dataset, source=source,
+            owner=owner, artifact=artifact, benchmark=benchmark, dataset=dataset, source=source, zoo_entry=zoo_entry,
         )
         runs = _runs_create(submission, dataset_versions_evaluated(benchmark=benchmark))
         transaction.on_commit(lambda: evaluation_runs_send(runs=runs))
@@ -223,7 +223,7 @@ def _merged_scores(runs: list[EvaluationRun]) -> tuple[list[int], np.ndarray]:
     return np.concatenate(row_ids).tolist(), np.concatenate(scores, axis=1).astype(np.float64)
 
 
-def _aggregate(submission: Submission, runs: list[EvaluationRun], outcome: ShardDone) -> None:
+def _aggregate(submission: Submission, runs: list[EvaluationRun], evaluator_version: str) -> None:
     """The aggregate step: every number of one (dataset version, protocol) from all its shards' scores."""
     dataset, protocol = runs[0].dataset, runs[0].protocol
     row_ids, matrix = _merged_scores(runs)
@@ -240,8 +240,8 @@ def _aggregate(submission: Submission, runs: list[EvaluationRun], outcome: Shard
             submission=submission, dataset=dataset, protocol=protocol, condition=condition, subset=subset,
             defaults={
                 "protocol_version": runs[0].protocol_version, "metrics": metrics,
-                "intervals": summary.intervals.get(key, {}), "evaluator_version": outcome.evaluator_version,
-                "manifest_sha256": dataset.manifest_sha256, "artifact_sha256": outcome.artifact_sha256,
+                "intervals": summary.intervals.get(key, {}), "evaluator_version": evaluator_version,
+                "manifest_sha256": dataset.manifest_sha256, "artifact_sha256": submission.artifact.sha256,
                 "schema_version": Result.SCHEMA_VERSION,
             },
         )
@@ -276,7 +276,7 @@ def _record(run: EvaluationRun, submission: Submission, outcome: ShardDone) -> S
             run.save(update_fields=["status"])
             siblings = list(submission.runs.filter(dataset=run.dataset, protocol=run.protocol).select_related("scores"))
             if all(r.status == SubmissionStatus.DONE for r in siblings):
-                _aggregate(submission, siblings, outcome)
+                _aggregate(submission, siblings, outcome.evaluator_version)
     except MessageError as error:
         log.error("run %s: the worker's result failed the checks: %s", run.pk, error)
         return _as_platform_failure(outcome, error)
@@ -316,11 +316,8 @@ def submission_results_recompute(*, submission: Submission) -> int:
     for run in submission.runs.filter(status=SubmissionStatus.DONE).select_related("dataset", "scores"):
         groups.setdefault((run.dataset_id, run.protocol), []).append(run)
     for runs in groups.values():
-        outcome = ShardDone(run_id=runs[0].pk, status="done", evaluator_version=EVALUATOR_VERSION,
-                            artifact_sha256=submission.artifact.sha256, manifest_sha256=runs[0].dataset.manifest_sha256,
-                            protocol=runs[0].protocol, protocol_version=runs[0].protocol_version)
         try:
-            _aggregate(submission, runs, outcome)
+            _aggregate(submission, runs, EVALUATOR_VERSION)
         except MessageError as error:
             raise ApplicationError(f"Submission #{submission.pk}: {error}") from None
     return len(groups)

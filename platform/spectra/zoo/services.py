@@ -44,7 +44,6 @@ def zoo_baseline_submit(*, entry: str, benchmark: Benchmark, artifact: Path, inp
         submission = submission_create(
             owner=zoo_owner(), name=f"{card.title} (zoo)", benchmark=benchmark,
             upload=File(handle, name=f"{entry}.pt"), declared_format="torchscript", input_size=input_size,
+            zoo_entry=entry,
         )
-    Submission.objects.filter(pk=submission.pk).update(zoo_entry=entry)
-    submission.zoo_entry = entry
     return submission

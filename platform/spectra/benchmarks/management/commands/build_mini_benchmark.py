@@ -58,7 +58,8 @@ class Command(BaseCommand):
     def _build(self, base: Path, seed: int, steps: dict[str, int],
                say: Callable[[str], None]) -> tuple[dict[str, Path], float]:
         # torch is imported here, not at module level: the web process loads every command's module.
-        from evaluation.datasets.mini import build_mini_benchmark, build_mini_variants
+        from evaluation.datasets.mini import build_mini_benchmark
+        from evaluation.datasets.mini.variants import build_mini_variants
 
         staging = {v: base / f"_building-{v}" for v in VARIANTS}
         for folder in staging.values():
@@ -76,12 +77,8 @@ class Command(BaseCommand):
         return roots, summary.seconds + biased.seconds + unbiased.seconds
 
     def _register(self, roots: dict[str, Path]) -> None:
-        from evaluation.datasets.mini import (
-            MINI_BIASED_DESCRIPTION,
-            MINI_DESCRIPTION,
-            MINI_LICENCE,
-            MINI_UNBIASED_DESCRIPTION,
-        )
+        from evaluation.datasets.mini import MINI_DESCRIPTION, MINI_LICENCE
+        from evaluation.datasets.mini.variants import MINI_BIASED_DESCRIPTION, MINI_UNBIASED_DESCRIPTION
 
         benchmark = benchmark_upsert(slug=SLUG, name="Mini (synthetic)", description=MINI_DESCRIPTION,
                                      is_synthetic=True)

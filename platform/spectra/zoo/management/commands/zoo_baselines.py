@@ -6,6 +6,7 @@ Idempotent: an entry that already has a live row on the current version is skipp
 """
 from __future__ import annotations
 
+import itertools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ def _image_side(root: Path) -> int:
     """The images' side: the spectral detectors take images at their native size (no resampling)."""
     from evaluation.datasets.manifest import read_manifest
 
-    sizes = {(row.width, row.height) for row, _ in zip(read_manifest(root / "manifest.jsonl"), range(1000), strict=False)}
+    sizes = {(row.width, row.height) for row in itertools.islice(read_manifest(root / "manifest.jsonl"), 1000)}
     if len(sizes) != 1 or len({*next(iter(sizes))}) != 1:
         raise CommandError(f"the spectral detectors need square images of one size; {root} has {sorted(sizes)[:5]}")
     return next(iter(sizes))[0]

@@ -68,6 +68,7 @@ class Command(BaseCommand):
 def _class_images(root: Path, split: str, per_class: int) -> tuple[Any, Any]:
     """Up to ``per_class`` images of each class (real, then every generator), at their native size."""
     import numpy as np
+    import torch
 
     from evaluation.datasets.images import decode_image
     from evaluation.datasets.manifest import read_manifest
@@ -77,8 +78,6 @@ def _class_images(root: Path, split: str, per_class: int) -> tuple[Any, Any]:
         group = picked.setdefault(row.generator or "real", [])
         if row.split == split and len(group) < per_class:
             group.append(row)
-    import torch
-
     images, labels = [], []
     for label, name in enumerate(sorted(picked, key=lambda g: (g != "real", g))):
         for row in picked[name]:
