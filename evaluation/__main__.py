@@ -27,10 +27,12 @@ SHOWN = ("acc_real", "acc_generated", "acc_mean", "acc_mean_carried", "ap", "roc
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__.split("\n\n")[0])
-    parser.add_argument("detector", type=Path, help="an ONNX or TorchScript file (the upload formats)")
+    parser.add_argument("detector", type=Path, help="an ONNX, TorchScript or safetensors file (the upload formats)")
     parser.add_argument("dataset", type=Path, help="a dataset version folder: images plus manifest.jsonl")
     parser.add_argument("--format", choices=[f.value for f in ArtifactFormat], help="default: read from the bytes")
     parser.add_argument("--input-size", type=int, default=224, help="the detector's declared H = W (default 224)")
+    parser.add_argument("--architecture", default="", help="the zoo architecture of a safetensors file "
+                        "(default: the one its metadata names)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--protocol", default="cross-generator", help=f"one of {', '.join(list_protocols())}")
     parser.add_argument("--source", help="the generator it was trained on (fixes the carried threshold)")
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         request = local_shard_request(
             args.detector, args.dataset, input_size=args.input_size, protocol=args.protocol, split=args.split,
-            config={"batch_size": args.batch_size}, declared_format=args.format, device=args.device)
+            config={"batch_size": args.batch_size}, declared_format=args.format, device=args.device,
+            architecture=args.architecture)
     except (EvaluationError, OSError) as error:
         print(f"error: {getattr(error, 'message', error)}", file=sys.stderr)
         return 2

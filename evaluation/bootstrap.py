@@ -61,3 +61,14 @@ def bootstrap_intervals(
         low, high = np.percentile(values, [tail, 100 - tail]) if enough else (None, None)
         intervals.setdefault(subset, {})[name] = [float(low), float(high)] if enough else None
     return intervals
+
+
+def difference_interval(first: float, first_interval: Sequence[float] | None, second: float,
+                        second_interval: Sequence[float] | None) -> list[float] | None:
+    """An interval for ``first − second`` from the two numbers' own intervals, their half-widths added in
+    quadrature (exact for independent normal errors; conservative when both are measured on the same images,
+    whose errors are positively correlated). None when either has no interval."""
+    if not first_interval or not second_interval:
+        return None
+    half = float(np.hypot((first_interval[1] - first_interval[0]) / 2, (second_interval[1] - second_interval[0]) / 2))
+    return [first - second - half, first - second + half]

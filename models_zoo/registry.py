@@ -3,6 +3,11 @@
 Cards live in ``models_zoo.cards`` and name their builder by dotted path ("models_zoo.spectral:build_lr"), so
 the web side lists and validates entries without importing torch; ``create_model`` imports the builder's
 module on first use. A duplicate name is an error; an unknown name raises with the closest valid names.
+
+Detector entries follow one contract, so a safetensors upload can name them: ``create_model(name,
+input_size=S)`` builds the *untrained* architecture (deterministic tensor names and shapes for a given S), and
+``train_model(name, root, input_size=S, seed=...)`` runs the card's recipe on the train split of the dataset
+version at ``root`` and returns a module with exactly that state-dict layout.
 """
 from __future__ import annotations
 
@@ -39,10 +44,17 @@ class Card:
     licence: str
     input_contract: str
     preprocessing: str
-    builder: str  # "module:function", imported lazily
+    builder: str  # "module:function", imported lazily; detectors: (input_size: int) -> untrained module
     reported: tuple[Reported, ...] = ()
     choices: tuple[str, ...] = ()  # what this project chose where the paper is silent
     tags: tuple[str, ...] = field(default_factory=tuple)
+    trainer: str = ""  # "module:function": (root: Path, *, input_size: int, seed: int, **options) -> module
+    trained_on: tuple[str, ...] = ("original",)  # the dataset variants its baseline rows are trained on
+
+    @property
+    def uploadable(self) -> bool:
+        """A safetensors upload may name this entry as its architecture."""
+        return self.kind == "detector"
 
 
 _CARDS: dict[str, Card] = {}
@@ -90,6 +102,20 @@ def create_model(name: str, **kwargs: Any) -> Any:
     if name not in _BUILDERS:
         importlib.import_module(card.builder.partition(":")[0])
     return _BUILDERS[name](**kwargs)
+
+
+def train_model(name: str, root: Any, **kwargs: Any) -> Any:
+    """Run the entry's training recipe on the dataset version at ``root``; its module is imported only now."""
+    card = get_card(name)
+    if not card.trainer:
+        raise ValueError(f"zoo entry {name!r} has no training recipe")
+    module, _, function = card.trainer.partition(":")
+    return getattr(importlib.import_module(module), function)(root, **kwargs)
+
+
+def uploadable_names() -> list[str]:
+    """Entries a safetensors upload may name as its architecture (torch-free)."""
+    return [card.name for card in list_cards() if card.uploadable]
 
 
 def _load_cards() -> None:

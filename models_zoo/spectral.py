@@ -128,27 +128,42 @@ def fit_decision(features: np.ndarray, labels: np.ndarray, method: str, seed: in
     raise ValueError(f"unknown method {method!r}; use lr, svm or kmeans")
 
 
-def _build(method: str, images: torch.Tensor | None, labels: np.ndarray | None, size: int) -> SpectralDetector:
-    if images is None or labels is None:
-        length = radial_bins(size, size)[2] - 2
-        return SpectralDetector(size, np.zeros(length), 0.0)  # untrained: every image scores 0.5
-    decision = fit_decision(spectral_features(images).numpy(), np.asarray(labels), method)
+def fit_detector(method: str, images: torch.Tensor, labels: np.ndarray, seed: int = 0) -> SpectralDetector:
+    """The detector of ``method`` fitted on an N×3×S×S batch of images and their labels (1 = generated)."""
+    decision = fit_decision(spectral_features(images).numpy(), np.asarray(labels), method, seed=seed)
     return SpectralDetector(images.shape[-1], decision.weight, decision.bias)
 
 
+def untrained(input_size: int) -> SpectralDetector:
+    """The architecture alone (a zero decision: every image scores 0.5); the profile length follows the size."""
+    return SpectralDetector(input_size, np.zeros(radial_bins(input_size, input_size)[2] - 2), 0.0)
+
+
 @register_model("spectral-lr")
-def build_logistic(images: torch.Tensor | None = None, labels: np.ndarray | None = None, size: int = 64) -> SpectralDetector:
-    return _build("lr", images, labels, size)
+def build_logistic(input_size: int = 64) -> SpectralDetector:
+    return untrained(input_size)
 
 
 @register_model("spectral-svm")
-def build_svm(images: torch.Tensor | None = None, labels: np.ndarray | None = None, size: int = 64) -> SpectralDetector:
-    return _build("svm", images, labels, size)
+def build_svm(input_size: int = 64) -> SpectralDetector:
+    return untrained(input_size)
 
 
 @register_model("spectral-kmeans")
-def build_kmeans(images: torch.Tensor | None = None, labels: np.ndarray | None = None, size: int = 64) -> SpectralDetector:
-    return _build("kmeans", images, labels, size)
+def build_kmeans(input_size: int = 64) -> SpectralDetector:
+    return untrained(input_size)
+
+
+def train_logistic(root: Path, *, input_size: int, seed: int = 0) -> SpectralDetector:
+    return train_on_dataset(root, "lr", size=input_size, seed=seed)
+
+
+def train_svm(root: Path, *, input_size: int, seed: int = 0) -> SpectralDetector:
+    return train_on_dataset(root, "svm", size=input_size, seed=seed)
+
+
+def train_kmeans(root: Path, *, input_size: int, seed: int = 0) -> SpectralDetector:
+    return train_on_dataset(root, "kmeans", size=input_size, seed=seed)
 
 
 FEW_SHOT_SIZES = (2, 4, 10, 20, 50, 100, 200)

@@ -66,3 +66,20 @@ def scores_with_accuracy(rows: list[dict], accuracy: float, offset: float = 0.0)
         says_generated = right == (row["label"] == 1)
         scores.append(0.9 - offset * (k % 2) if says_generated else 0.1 + offset * (k % 3) / 2)
     return scores
+
+
+def small_version(root: Path, target: Path, per_class: int) -> Path:
+    """A dataset version holding the first ``per_class`` real and generated images of each split of ``root``
+    (its manifest lines copied as they are, its images linked), for recipes that read a whole split."""
+    counts: dict[tuple[str, int], int] = {}
+    lines = []
+    for line in (root / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        key = (row["split"], row["label"])
+        if counts.get(key, 0) < per_class:
+            counts[key] = counts.get(key, 0) + 1
+            lines.append(line)
+            (target / row["path"]).parent.mkdir(parents=True, exist_ok=True)
+            (target / row["path"]).symlink_to(root / row["path"])
+    (target / "manifest.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target

@@ -6,6 +6,8 @@ seeking past their payloads. No torch, onnx or onnxruntime import here (a test c
 """
 from __future__ import annotations
 
+import json
+import math
 import struct
 import zipfile
 from enum import StrEnum
@@ -19,18 +21,21 @@ class ArtifactFormat(StrEnum):
 
     TORCHSCRIPT = "torchscript"
     ONNX = "onnx"
-    # SAFETENSORS = "safetensors" comes with zoo architectures (see _reject_safetensors).
+    SAFETENSORS = "safetensors"  # a state dict for a zoo architecture named with the upload
 
 
-_NAMES = {ArtifactFormat.TORCHSCRIPT: "TorchScript", ArtifactFormat.ONNX: "ONNX"}
-_LABELS = {ArtifactFormat.TORCHSCRIPT: "a TorchScript archive", ArtifactFormat.ONNX: "an ONNX model"}
+_NAMES = {ArtifactFormat.TORCHSCRIPT: "TorchScript", ArtifactFormat.ONNX: "ONNX",
+          ArtifactFormat.SAFETENSORS: "safetensors"}
+_LABELS = {ArtifactFormat.TORCHSCRIPT: "a TorchScript archive", ArtifactFormat.ONNX: "an ONNX model",
+           ArtifactFormat.SAFETENSORS: "a safetensors state dict"}
 
 HOW_TO_EXPORT = (
-    "Spectra accepts two formats. ONNX (recommended): torch.onnx.export(model.eval(), "
+    "Spectra accepts three formats. ONNX (recommended): torch.onnx.export(model.eval(), "
     "torch.rand(1, 3, S, S), 'detector.onnx', dynamo=False, opset_version=17, input_names=['image'], "
-    "dynamic_axes={'image': {0: 'batch'}}), with S your input size. TorchScript: "
-    "torch.jit.save(torch.jit.script(model.eval()), 'detector.pt') (or torch.jit.trace(model.eval(), "
-    "torch.rand(1, 3, S, S)) in place of torch.jit.script)."
+    "dynamic_axes={'image': {0: 'batch'}}), with S your input size. Safetensors, for a model zoo "
+    "architecture: safetensors.torch.save_file(model.state_dict(), 'detector.safetensors'), uploaded with the "
+    "architecture's name. TorchScript: torch.jit.save(torch.jit.script(model.eval()), 'detector.pt') (or "
+    "torch.jit.trace(model.eval(), torch.rand(1, 3, S, S)) in place of torch.jit.script)."
 )
 
 _PICKLE_REASON = (
@@ -82,6 +87,10 @@ def _sniff(fileobj: BinaryIO) -> ArtifactFormat:
         return _sniff_zip(fileobj)
     if head.startswith(_EMPTY_ZIP_MAGIC):
         _reject_zip("an empty zip archive")
+    # Before the pickle check: a header length of 640..1535 bytes starts with the bytes of a pickle's PROTO.
+    if _looks_like_safetensors(fileobj, head):
+        safetensors_header(fileobj)  # raises with what is wrong unless the header describes the whole file
+        return ArtifactFormat.SAFETENSORS
     if _is_pickle(head):
         raise ArtifactRejected(f"{_PICKLE_REASON} {HOW_TO_EXPORT}")
     # The ONNX walk is strict (every tag known, ends exactly at EOF), so it goes before the looser checks.
@@ -89,11 +98,9 @@ def _sniff(fileobj: BinaryIO) -> ArtifactFormat:
         return ArtifactFormat.ONNX
     if _is_tar(head):
         raise ArtifactRejected(f"{_PICKLE_REASON} {HOW_TO_EXPORT}")
-    if _looks_like_safetensors(fileobj, head):
-        _reject_safetensors()
     raise ArtifactRejected(
-        "This file is neither a TorchScript archive nor an ONNX model (nor any format Spectra recognises). "
-        + HOW_TO_EXPORT
+        "This file is not a TorchScript archive, an ONNX model or a safetensors file (nor any format Spectra "
+        "recognises). " + HOW_TO_EXPORT
     )
 
 
@@ -157,18 +164,125 @@ def _is_tar(head: bytes) -> bool:
 
 
 def _looks_like_safetensors(fileobj: BinaryIO, head: bytes) -> bool:
-    # 8-byte little-endian header length, then a JSON object that fits in the file.
+    """An 8-byte little-endian header length, then a JSON object of that length (the data may be cut)."""
     if len(head) < 10 or head[8:9] != b"{":
         return False
-    (header_len,) = struct.unpack("<Q", head[:8])
-    return header_len + 8 <= _file_size(fileobj)
+    (length,) = struct.unpack("<Q", head[:8])
+    if length > _MAX_SAFETENSORS_HEADER or 8 + length > _file_size(fileobj):
+        return head[8:10] == b'{"'  # a cut-off file: safetensors_header says it is truncated
+    fileobj.seek(8)
+    try:
+        return isinstance(json.loads(fileobj.read(length).decode("utf-8")), dict)
+    except (UnicodeDecodeError, ValueError):
+        return False
 
 
-def _reject_safetensors() -> NoReturn:
-    raise ArtifactRejected(
-        "This file is a safetensors state dict: weights without the architecture that uses them, so it "
-        "cannot be run on its own. " + HOW_TO_EXPORT
-    )
+# --- safetensors ------------------------------------------------------------------------------------
+
+# Bytes per element of each dtype the safetensors format names (safetensors/src/tensor.rs). Sub-byte dtypes are
+# left out: no zoo architecture takes them.
+_SAFETENSORS_DTYPES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}
+_MAX_SAFETENSORS_HEADER = 100_000_000  # the format's own limit
+METADATA_KEY = "__metadata__"
+
+
+def safetensors_header(fileobj: BinaryIO) -> dict[str, dict]:
+    """The tensors a safetensors file declares (name -> dtype, shape, data_offsets) after checking that the
+    header is well formed and that the tensors tile the data section exactly, as the safetensors loader will.
+    Reads only the JSON header (bounded); ArtifactRejected says what is wrong."""
+    size = _file_size(fileobj)
+    fileobj.seek(0)
+    (length,) = struct.unpack("<Q", fileobj.read(8))
+    if length > _MAX_SAFETENSORS_HEADER or 8 + length > size:
+        raise ArtifactRejected(
+            f"This looks like a safetensors file, but its header claims {length} bytes and the file has {size}: "
+            "the file is truncated or damaged. Upload the complete file again."
+        )
+    header = _parse_header(fileobj.read(length))
+    tensors = {name: entry for name, entry in header.items() if name != METADATA_KEY}
+    _check_tiling(tensors, size - 8 - length)
+    return tensors
+
+
+def safetensors_metadata(fileobj: BinaryIO) -> dict[str, str]:
+    """The free-form ``__metadata__`` strings of a safetensors file (empty when it has none)."""
+    start = fileobj.tell()
+    try:
+        fileobj.seek(0)
+        (length,) = struct.unpack("<Q", fileobj.read(8))
+        metadata = _parse_header(fileobj.read(min(length, _MAX_SAFETENSORS_HEADER))).get(METADATA_KEY) or {}
+    finally:
+        fileobj.seek(start)
+    return metadata
+
+
+ARCHITECTURE_KEY = "spectra.architecture"
+
+
+def artifact_architecture(fileobj: BinaryIO, declared: str = "") -> str:
+    """The zoo architecture a safetensors upload names: ``declared`` or its metadata's, which must agree.
+    Whether the name exists in the zoo is the caller's check (this module knows no zoo)."""
+    recorded = safetensors_metadata(fileobj).get(ARCHITECTURE_KEY, "").strip()
+    declared = declared.strip()
+    if declared and recorded and declared != recorded:
+        raise ArtifactRejected(f"The file's metadata says it holds weights of {recorded!r}, but the upload names "
+                               f"the architecture {declared!r}. Choose {recorded!r}, or fix the file's metadata.")
+    if not (declared or recorded):
+        raise ArtifactRejected("A safetensors file holds weights only: name the model zoo architecture they "
+                               "belong to (for example resnet50), or save it with metadata "
+                               f"{{'{ARCHITECTURE_KEY}': name}}.")
+    return declared or recorded
+
+
+def _parse_header(raw: bytes) -> dict:
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        _reject_safetensors("its header is not valid JSON")
+    if not isinstance(header, dict):
+        _reject_safetensors("its header is not a JSON object")
+    metadata = header.get(METADATA_KEY, {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        _reject_safetensors("its __metadata__ is not a map of strings")
+    return header
+
+
+def _check_tiling(tensors: dict[str, object], data_size: int) -> None:
+    """Every entry has a known dtype, a shape and offsets that match, and together they cover the data."""
+    spans = []
+    for name, entry in tensors.items():
+        if not isinstance(entry, dict) or entry.get("dtype") not in _SAFETENSORS_DTYPES:
+            dtype = entry.get("dtype") if isinstance(entry, dict) else None
+            _reject_safetensors(f"tensor {name!r} has the unsupported dtype {dtype!r}")
+        shape, offsets = entry.get("shape"), entry.get("data_offsets")
+        if not _int_list(shape) or not _int_list(offsets) or len(offsets) != 2:
+            _reject_safetensors(f"tensor {name!r} has no valid shape and data_offsets")
+        begin, end = offsets
+        if end - begin != math.prod(shape) * _SAFETENSORS_DTYPES[entry["dtype"]]:
+            _reject_safetensors(f"tensor {name!r} takes {end - begin} bytes but its dtype and shape need "
+                                f"{math.prod(shape) * _SAFETENSORS_DTYPES[entry['dtype']]}")
+        spans.append((begin, end))
+    position = 0
+    for begin, end in sorted(spans):
+        if begin != position:
+            _reject_safetensors("its tensors overlap or leave gaps in the data section")
+        position = end
+    if position != data_size:
+        _reject_safetensors(f"its tensors take {position} bytes but the data section has {data_size}")
+    if not tensors:
+        _reject_safetensors("it holds no tensors")
+
+
+def _int_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+
+
+def _reject_safetensors(problem: str) -> NoReturn:
+    raise ArtifactRejected(f"This file starts like a safetensors file, but {problem}. "
+                           "Write it with safetensors.torch.save_file(model.state_dict(), path).")
 
 
 def _file_size(fileobj: BinaryIO) -> int:

@@ -1,7 +1,8 @@
 """Load an accepted detector artifact and turn its raw output into P(generated).
 
 Runs only in the evaluation worker (its sandbox): TorchScript carries code. The web process recognised the
-upload with ``formats.sniff_artifact``; ``load_detector`` checks the bytes again, then deserialises.
+upload with ``formats.sniff_artifact``; ``load_detector`` checks the bytes again, then deserialises. A
+safetensors upload is data only: the zoo builds the architecture it names and the tensors are loaded into it.
 
 Contract (DESIGN.md, "Detector"): input float32 N×3×S×S in [0, 1], S the declared input size; output N or
 N×1 logits of "generated" (sigmoid) or N×2 logits [real, generated] (softmax, column 1).
@@ -58,10 +59,11 @@ class Detector(ABC):
         return probabilities_from_output(raw, n)
 
 
-class TorchScriptDetector(Detector):
-    format = ArtifactFormat.TORCHSCRIPT.value
+class TorchModuleDetector(Detector):
+    """A torch module: a TorchScript archive, or a zoo architecture with uploaded safetensors weights."""
 
-    def __init__(self, module: torch.jit.ScriptModule, input_size: int, device: torch.device) -> None:
+    def __init__(self, module: torch.nn.Module, input_size: int, device: torch.device, fmt: ArtifactFormat) -> None:
+        self.format = fmt.value
         self.module = module.eval()
         self.input_size = input_size
         self.device = device
@@ -124,24 +126,31 @@ def pick_device(hint: str | None = None) -> torch.device:
     return torch.device(hint if hint and hint.startswith("cuda:") else "cuda")
 
 
+_LOADED_LABELS = {ArtifactFormat.TORCHSCRIPT: "TorchScript archive", ArtifactFormat.ONNX: "ONNX model",
+                  ArtifactFormat.SAFETENSORS: "safetensors file"}
+
+
 def load_detector(path: Path | str, fmt: ArtifactFormat | str, *, input_size: int,
-                  device: torch.device | None = None) -> Detector:
-    """Load the artifact at ``path`` (already sniffed as ``fmt``); DetectorLoadError if it cannot be."""
+                  device: torch.device | None = None, architecture: str = "") -> Detector:
+    """Load the artifact at ``path`` (already sniffed as ``fmt``); DetectorLoadError if it cannot be.
+    ``architecture`` names the zoo entry a safetensors file holds the weights of (ignored otherwise)."""
     path, fmt = Path(path), ArtifactFormat(fmt)
     if input_size < 1:
         raise ValueError(f"input_size must be positive, got {input_size}")
+    if fmt is ArtifactFormat.SAFETENSORS and not architecture:
+        raise ValueError("a safetensors artifact needs the name of its zoo architecture")
     if not path.is_file():
         raise FileNotFoundError(path)  # our storage's fault, not the submitter's: not a DetectorLoadError
     _check_bytes_again(path, fmt)
     device = device if device is not None else pick_device()
-    loader = _load_torchscript if fmt is ArtifactFormat.TORCHSCRIPT else _load_onnx
     try:
-        return loader(path, input_size, device)
+        if fmt is ArtifactFormat.SAFETENSORS:
+            return _load_safetensors(path, architecture, input_size, device)
+        return (_load_torchscript if fmt is ArtifactFormat.TORCHSCRIPT else _load_onnx)(path, input_size, device)
     except (EvaluationError, *_RESOURCE_ERRORS):
         raise
     except Exception as exc:
-        label = "TorchScript archive" if fmt is ArtifactFormat.TORCHSCRIPT else "ONNX model"
-        raise DetectorLoadError(f"The {label} could not be loaded: {describe_error(exc)}") from exc
+        raise DetectorLoadError(f"The {_LOADED_LABELS[fmt]} could not be loaded: {describe_error(exc)}") from exc
 
 
 def _check_bytes_again(path: Path, fmt: ArtifactFormat) -> None:
@@ -158,7 +167,44 @@ def _load_torchscript(path: Path, input_size: int, device: torch.device) -> Dete
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
         module = torch.jit.load(str(path), map_location=device)
-    return TorchScriptDetector(module, input_size, device)
+    return TorchModuleDetector(module, input_size, device, ArtifactFormat.TORCHSCRIPT)
+
+
+def _load_safetensors(path: Path, architecture: str, input_size: int, device: torch.device) -> Detector:
+    from safetensors.torch import load_file
+
+    from models_zoo.registry import UnknownModelError, create_model, get_card
+
+    try:
+        card = get_card(architecture)
+    except UnknownModelError as error:
+        raise DetectorLoadError(str(error)) from None
+    if not card.uploadable:
+        raise DetectorLoadError(f"The zoo entry {architecture!r} ({card.kind}) is not a detector architecture.")
+    module = create_model(architecture, input_size=input_size)
+    state = load_file(str(path), device="cpu")  # data only: no code runs
+    _check_state_dict(module.state_dict(), state, architecture)
+    module.load_state_dict(state, strict=True)
+    return TorchModuleDetector(module.to(device), input_size, device, ArtifactFormat.SAFETENSORS)
+
+
+def _check_state_dict(expected: dict[str, torch.Tensor], uploaded: dict[str, torch.Tensor], architecture: str) -> None:
+    """Name what does not fit, in the architecture's own terms, before load_state_dict's wall of text."""
+    missing = sorted(expected.keys() - uploaded.keys())
+    unexpected = sorted(uploaded.keys() - expected.keys())
+    reshaped = [f"{name} {tuple(uploaded[name].shape)} (expected {tuple(expected[name].shape)})"
+                for name in sorted(expected.keys() & uploaded.keys()) if expected[name].shape != uploaded[name].shape]
+    problems = [f"{label}: {_first(names)}" for label, names in
+                (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped)) if names]
+    if problems:
+        raise DetectorLoadError(
+            f"The safetensors weights do not fit the zoo architecture {architecture!r} at this input size ("
+            + "; ".join(problems) + "). Save the state dict of create_model(name, input_size=S) after training."
+        )
+
+
+def _first(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _load_onnx(path: Path, input_size: int, device: torch.device) -> Detector:

@@ -11,7 +11,7 @@ import pytest
 
 from evaluation.datasets.manifest import file_sha256, manifest_sha256
 from tests.detector_files import reference_scores, write_onnx
-from tests.reference import expected_metrics, load_images, split_rows
+from tests.reference import expected_metrics, json_rows, load_images, split_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,3 +51,26 @@ def test_the_table_names_its_provenance_and_bad_input_is_a_clear_message(mini_ro
     pickled.write_bytes(b"\x80\x04\x95" + b"\x00" * 64)
     refused = _cli(str(pickled), str(mini_root))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr and "error:" in refused.stderr
+
+
+def test_a_safetensors_file_is_scored_in_the_zoo_architecture_its_metadata_names(mini_root: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from models_zoo.spectral import fit_detector
+
+    rows = split_rows(mini_root)
+    train = [r for r in json_rows(mini_root) if r["split"] == "train"][::8]
+    model = fit_detector("lr", load_images(mini_root, train, 64).double(), np.array([r["label"] for r in train]))
+    weights = tmp_path / "spectral.safetensors"
+    save_file(model.state_dict(), str(weights), metadata={"spectra.architecture": "spectral-lr"})
+    done = _cli(str(weights), str(mini_root), "--input-size", "64", "--json", "--resamples", "10")
+    assert done.returncode == 0, done.stderr
+    with torch.no_grad():
+        scores = torch.sigmoid(model(load_images(mini_root, rows, 64)).double()).numpy()
+    expected = expected_metrics(rows, scores)
+    report = json.loads(done.stdout)
+    for name, value in expected["mean"].items():
+        assert report["results"]["mean"]["metrics"][name] == pytest.approx(value, abs=1e-6), name
+    wrong = _cli(str(weights), str(mini_root), "--input-size", "64", "--architecture", "spectral-svm")
+    assert wrong.returncode == 2 and "metadata says it holds weights of 'spectral-lr'" in wrong.stderr

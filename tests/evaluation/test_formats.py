@@ -146,14 +146,66 @@ def test_torch_package_is_refused(files: Path) -> None:
     assert_says_how_to_export(message)
 
 
-def test_safetensors_alone_is_refused(files: Path) -> None:
+def write_safetensors(path: Path, metadata: dict[str, str] | None = None) -> Path:
     from safetensors.torch import save_file
 
-    path = files / "weights.safetensors"
-    save_file(detector_files.TinyDetector().state_dict(), str(path))
+    save_file(detector_files.TinyDetector().state_dict(), str(path), metadata=metadata)
+    return path
+
+
+def test_safetensors_is_recognised_and_its_architecture_read(files: Path) -> None:
+    from evaluation.detectors.formats import artifact_architecture
+
+    path = write_safetensors(files / "named.safetensors", {"spectra.architecture": "resnet50"})
+    assert sniff_path(path, declared="safetensors") is ArtifactFormat.SAFETENSORS
+    with path.open("rb") as handle:
+        assert artifact_architecture(handle) == "resnet50" == artifact_architecture(handle, "resnet50")
+        with pytest.raises(ArtifactRejected, match="metadata says it holds weights of 'resnet50'"):
+            artifact_architecture(handle, "swin-t")
+        assert handle.tell() == 0
+    with write_safetensors(files / "bare.safetensors").open("rb") as handle:
+        assert artifact_architecture(handle, "swin-t") == "swin-t"
+        with pytest.raises(ArtifactRejected, match="name the model zoo architecture"):
+            artifact_architecture(handle)
+
+
+def _rewrite_header(source: Path, target: Path, edit) -> Path:  # noqa: ANN001 - a test helper
+    import json
+    import struct
+
+    raw = source.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + length])
+    edit(header)
+    encoded = json.dumps(header).encode()
+    target.write_bytes(struct.pack("<Q", len(encoded)) + encoded + raw[8 + length:])
+    return target
+
+
+def _first_tensor(header: dict) -> dict:
+    return next(v for k, v in sorted(header.items()) if k != "__metadata__")
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    (lambda h: _first_tensor(h).update(dtype="Q7"), "unsupported dtype"),
+    (lambda h: _first_tensor(h).update(shape=[10**6]), "takes"),
+    (lambda h: _first_tensor(h).update(data_offsets=[0, 1]), "takes"),
+    (lambda h: h.update(extra={"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}), "overlap or leave gaps"),
+    (lambda h: h.update(__metadata__={"x": 1}), "map of strings"),
+])
+def test_a_damaged_safetensors_header_is_refused_with_its_fault(files: Path, edit, says: str) -> None:  # noqa: ANN001
+    path = _rewrite_header(write_safetensors(files / "good.safetensors"), files / "bad.safetensors", edit)
     message = rejection(path)
-    assert "safetensors" in message
-    assert_says_how_to_export(message)
+    assert "safetensors" in message and says in message, message
+
+
+def test_a_truncated_safetensors_file_is_refused(files: Path) -> None:
+    good = write_safetensors(files / "whole.safetensors").read_bytes()
+    cut = files / "cut.safetensors"
+    cut.write_bytes(good[:-8])
+    assert "the data section has" in rejection(cut)
+    cut.write_bytes(good[:40])
+    assert "truncated or damaged" in rejection(cut)
 
 
 # --- refused: not a model at all ---------------------------------------------------------------------
@@ -173,7 +225,7 @@ def test_random_bytes_are_refused(files: Path, prefix: bytes) -> None:
     path = files / "noise.bin"
     path.write_bytes(prefix + numpy.random.default_rng(0).bytes(10_000))
     message = rejection(path)
-    assert "neither a TorchScript archive nor an ONNX model" in message
+    assert "not a TorchScript archive, an ONNX model or a safetensors file" in message
     assert_says_how_to_export(message)
 
 
@@ -204,13 +256,13 @@ def test_truncated_onnx_is_refused(files: Path) -> None:
 def test_onnx_with_trailing_garbage_is_refused(files: Path) -> None:
     path = files / "trailing.onnx"
     path.write_bytes(detector_files.write_onnx(files / "t.onnx").read_bytes() + b"\x4a\x00")  # field 9
-    assert "neither" in rejection(path)
+    assert "not a TorchScript archive, an ONNX model or a safetensors file" in rejection(path)
 
 
 def test_protobuf_without_graph_is_refused(files: Path) -> None:
     path = files / "nograph.onnx"
     path.write_bytes(b"\x08\x08" + b"\x12\x07pytorch")  # ir_version and producer_name, no graph
-    assert "neither" in rejection(path)
+    assert "not a TorchScript archive, an ONNX model or a safetensors file" in rejection(path)
 
 
 # --- declared format ---------------------------------------------------------------------------------

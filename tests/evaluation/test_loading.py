@@ -25,6 +25,7 @@ from tests import detector_files
 
 CPU = torch.device("cpu")
 OUTPUTS = ["logit", "logit1", "two"]
+CODE_FORMATS = [ArtifactFormat.TORCHSCRIPT, ArtifactFormat.ONNX]  # the formats that carry their own graph
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def write(files: Path, fmt: ArtifactFormat, output: str, input_size: int) -> Pat
 # --- scores against the eager reference -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", list(ArtifactFormat))
+@pytest.mark.parametrize("fmt", CODE_FORMATS)
 @pytest.mark.parametrize("output", OUTPUTS)
 def test_scores_match_the_eager_reference(files: Path, fmt: ArtifactFormat, output: str) -> None:
     detector = load_detector(write(files, fmt, output, 48), fmt, input_size=48, device=CPU)
@@ -173,8 +174,8 @@ def test_tuple_output_is_refused(files: Path) -> None:
 def test_garbage_file_is_refused_before_any_loader_sees_it(files: Path, fmt: ArtifactFormat) -> None:
     path = files / "garbage.bin"
     path.write_bytes(numpy.random.default_rng(0).bytes(4096))
-    with pytest.raises(DetectorLoadError, match="neither a TorchScript archive nor an ONNX model"):
-        load_detector(path, fmt, input_size=32, device=CPU)
+    with pytest.raises(DetectorLoadError, match="not a TorchScript archive, an ONNX model or a safetensors file"):
+        load_detector(path, fmt, input_size=32, device=CPU, architecture="spectral-lr")
 
 
 def test_pickled_checkpoint_never_reaches_torch_jit_load(files: Path) -> None:
@@ -212,7 +213,7 @@ def corrupt_onnx(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("fmt", list(ArtifactFormat))
+@pytest.mark.parametrize("fmt", CODE_FORMATS)
 def test_corrupt_file_raises_a_plain_load_error(files: Path, fmt: ArtifactFormat) -> None:
     if fmt is ArtifactFormat.TORCHSCRIPT:
         path, prefix = corrupt_torchscript(files / "corrupt.pt"), "The TorchScript archive could not be loaded: "
@@ -268,3 +269,52 @@ def test_onnx_asked_for_cuda_without_it_runs_on_cpu(files: Path) -> None:
     detector = load_detector(path, "onnx", input_size=32, device=torch.device("cuda"))
     assert detector.device == CPU
     probe_detector(detector)
+
+
+# --- safetensors + a zoo architecture ---------------------------------------------------------------------
+
+
+def _fitted_spectral(size: int):  # noqa: ANN202 - a zoo module
+    from models_zoo.registry import create_model
+
+    model = create_model("spectral-lr", input_size=size)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(model.weight.shape, generator=generator, dtype=torch.float64) * 0.05)
+        model.bias.fill_(-1.5)
+    return model
+
+
+def test_safetensors_weights_load_into_their_zoo_architecture(files: Path) -> None:
+    from safetensors.torch import save_file
+
+    model = _fitted_spectral(32)
+    path = files / "spectral.safetensors"
+    save_file(model.state_dict(), str(path))
+    detector = load_detector(path, "safetensors", input_size=32, device=CPU, architecture="spectral-lr")
+    images = natural_images(6, 32)
+    with torch.no_grad():
+        expected = torch.sigmoid(model(images).double()).numpy()
+    assert detector.format == "safetensors" and "gradients" in detector.capabilities
+    assert "features" in detector.capabilities
+    numpy.testing.assert_allclose(detector.scores(images), expected, rtol=1e-12)
+    assert len(set(numpy.round(expected, 6))) > 1  # the weights were loaded: untrained scores are all 0.5
+
+
+def test_safetensors_that_do_not_fit_the_architecture_say_what_differs(files: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = _fitted_spectral(32).state_dict()
+    path = files / "wrong.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(DetectorLoadError, match=r"wrong shape: weight \(20,\) \(expected \(43,\)\)"):
+        load_detector(path, "safetensors", input_size=64, device=CPU, architecture="spectral-lr")
+    save_file({"weight": state["weight"], "extra": torch.zeros(2)}, str(path))
+    with pytest.raises(DetectorLoadError, match="missing: bias; unexpected: extra"):
+        load_detector(path, "safetensors", input_size=32, device=CPU, architecture="spectral-lr")
+    with pytest.raises(DetectorLoadError, match="did you mean: spectral-lr"):
+        load_detector(path, "safetensors", input_size=32, device=CPU, architecture="spectral_lr")
+    with pytest.raises(DetectorLoadError, match="is a embedding, not a detector|not a detector architecture"):
+        load_detector(path, "safetensors", input_size=32, device=CPU, architecture="triplet-absolute")
+    with pytest.raises(ValueError, match="needs the name of its zoo architecture"):
+        load_detector(path, "safetensors", input_size=32, device=CPU)

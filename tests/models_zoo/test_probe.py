@@ -4,9 +4,10 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 import torch
 
-from models_zoo.probe import IMAGENET_MEAN, IMAGENET_STD, ProbeDetector, imagenet_backbone
+from models_zoo.probe import IMAGENET_MEAN, IMAGENET_STD, ProbeDetector, fit_probe, imagenet_backbone
 from models_zoo.registry import create_model
 
 
@@ -45,7 +46,8 @@ def test_the_probe_learns_on_frozen_features_and_exports_to_torchscript(mini_roo
         return load_images(mini_root, picked, 64), np.r_[np.zeros(30), np.ones(30)]
 
     (train_x, train_y), (test_x, test_y) = part("train"), part("test")
-    probe = create_model("probe-efficientnet-lite0", images=train_x, labels=train_y, size=64)
+    probe = fit_probe(train_x, train_y, size=64)
+    assert probe.state_dict().keys() == create_model("probe-efficientnet-lite0").state_dict().keys()
     with torch.no_grad():
         logits = probe(test_x)
     assert np.mean((logits.numpy() > 0) == (test_y == 1)) >= 0.6
@@ -54,3 +56,21 @@ def test_the_probe_learns_on_frozen_features_and_exports_to_torchscript(mini_roo
     buffer.seek(0)
     with torch.no_grad():
         assert torch.allclose(torch.jit.load(buffer)(test_x), logits, atol=1e-5)
+
+
+def test_the_recipe_streams_a_split_and_fits_the_regression_on_its_features(mini_root, tmp_path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from models_zoo.registry import train_model
+    from tests.reference import json_rows, load_images, small_version
+
+    root = small_version(mini_root, tmp_path / "small", per_class=12)
+    probe = train_model("probe-efficientnet-lite0", root, input_size=64, batch_size=5)  # batches cut the split
+    assert probe.state_dict().keys() == create_model("probe-efficientnet-lite0").state_dict().keys()
+    rows = [r for r in json_rows(root) if r["split"] == "train"]
+    backbone = ProbeDetector(imagenet_backbone(), np.zeros(1280), 0.0)
+    with torch.no_grad():
+        features = backbone.features(load_images(root, rows, 64)).numpy()
+    direct = LogisticRegression(max_iter=2000).fit(features, [r["label"] for r in rows])
+    np.testing.assert_allclose(probe.linear.weight.detach().numpy().ravel(), direct.coef_.ravel(), rtol=1e-3, atol=1e-4)
+    assert probe.linear.bias.item() == pytest.approx(float(direct.intercept_[0]), rel=1e-3, abs=1e-4)

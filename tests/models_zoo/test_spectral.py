@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from models_zoo.registry import create_model
-from models_zoo.spectral import EPS, RadialProfile, fit_decision, luma, radial_bins, spectral_features
+from models_zoo.spectral import EPS, RadialProfile, fit_decision, fit_detector, luma, radial_bins, spectral_features
 from tests.models_zoo.slow_spectral import obvious_profile, slow_profile
 
 
@@ -76,7 +76,8 @@ def _upsample_split(mini_root: Path, split: str, limit: int) -> tuple[torch.Tens
 def test_the_detectors_find_the_upsampling_artefacts_and_export_to_torchscript(mini_root, method, at_least) -> None:
     train_x, train_y = _upsample_split(mini_root, "train", 100)
     test_x, test_y = _upsample_split(mini_root, "test", 100)
-    model = create_model(f"spectral-{method}" if method != "lr" else "spectral-lr", images=train_x, labels=train_y)
+    model = fit_detector(method, train_x, train_y)
+    assert model.state_dict().keys() == create_model(f"spectral-{method}", input_size=64).state_dict().keys()
     logits = model(test_x).numpy()
     assert np.mean((logits > 0) == (test_y == 1)) >= at_least
     buffer = io.BytesIO()

@@ -64,10 +64,23 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         "torch_package": detector_files.write_torch_package,
     }
     out = {name: Path(write(folder / name)).read_bytes() for name, write in writers.items()}
+    out["safetensors"] = zoo_safetensors(folder / "named.safetensors", {"spectra.architecture": "spectral-lr"})
+    out["safetensors_bare"] = zoo_safetensors(folder / "bare.safetensors", None)
     # A leading 0x00 can be no magic number and no ONNX tag, so the seeded bytes are "random" every time.
     out["random_bytes"] = b"\x00" + random.Random(0).randbytes(4095)
     out["empty"] = b""
     return out
+
+
+def zoo_safetensors(path: Path, metadata: dict[str, str] | None) -> bytes:
+    """Weights of the zoo's spectral-lr architecture at the upload's input size, as safetensors."""
+    from safetensors.torch import save_file
+
+    from models_zoo.registry import create_model
+
+    state = create_model("spectral-lr", input_size=INPUT_SIZE).state_dict()
+    save_file({name: tensor + 0.01 for name, tensor in state.items()}, str(path), metadata=metadata)
+    return path.read_bytes()
 
 
 @pytest.fixture
@@ -88,8 +101,9 @@ class Uploader:
     client: Client
 
     def post(self, data: bytes, *, filename: str = "detector.onnx", fmt: str = "onnx",
-             input_size: int | str = INPUT_SIZE, name: str = "my detector") -> HttpResponse:
+             input_size: int | str = INPUT_SIZE, name: str = "my detector", architecture: str = "") -> HttpResponse:
         fields = {"name": name, "benchmark": "mini", "format": fmt, "input_size": input_size,
+                  "architecture": architecture,
                   "file": SimpleUploadedFile(filename, data, content_type="application/octet-stream")}
         url = reverse("submit") if self.via == "form" else reverse("api:submission-create")
         return self.client.post(url, fields)
@@ -134,23 +148,26 @@ def uploader(request: pytest.FixtureRequest, alice) -> Uploader:
 # --- accepted uploads --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kind", "fmt", "filename", "extension"), [
-    ("onnx", "onnx", "detector.onnx", "onnx"),
-    ("torchscript", "torchscript", "detector.pt", "pt"),
+@pytest.mark.parametrize(("kind", "fmt", "filename", "extension", "architecture"), [
+    ("onnx", "onnx", "detector.onnx", "onnx", ""),
+    ("torchscript", "torchscript", "detector.pt", "pt", ""),
+    ("safetensors_bare", "safetensors", "detector.safetensors", "safetensors", "spectral-lr"),
+    ("safetensors", "safetensors", "detector.safetensors", "safetensors", ""),  # named by its metadata
 ])
 def test_a_valid_upload_creates_one_artifact_one_queued_submission_and_one_run_and_schedules_one_send(
-    uploader: Uploader, files, kind, fmt, filename, extension, alice, mini_dataset, test_rows, send, media_root,
-    django_capture_on_commit_callbacks,
+    uploader: Uploader, files, kind, fmt, filename, extension, architecture, alice, mini_dataset, test_rows, send,
+    media_root, django_capture_on_commit_callbacks,
 ):
     data = files[kind]
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = uploader.post(data, filename=filename, fmt=fmt, name="  tiny one  ")
+        response = uploader.post(data, filename=filename, fmt=fmt, name="  tiny one  ", architecture=architecture)
     submission_id = uploader.created_id(response)
 
     artifact = Artifact.objects.get()
     sha = hashlib.sha256(data).hexdigest()
     assert (artifact.owner, artifact.sha256, artifact.size, artifact.format, artifact.input_size) == (
         alice, sha, len(data), fmt, INPUT_SIZE)
+    assert artifact.architecture == ("spectral-lr" if fmt == "safetensors" else "")
     assert artifact.original_name == filename
     assert artifact.file.name == f"artifacts/{sha}.{extension}"
     assert stored_files(media_root) == [f"artifacts/{sha}.{extension}"]
@@ -224,24 +241,43 @@ REFUSED = {
     "torch.export archive": ("export_archive", "torchscript", INPUT_SIZE, ("torch.export archive", *HOW_TO_EXPORT)),
     "torch.package": ("torch_package", "torchscript", INPUT_SIZE, ("torch.package archive", *HOW_TO_EXPORT)),
     "random bytes": ("random_bytes", "onnx", INPUT_SIZE,
-                     ("neither a TorchScript archive nor an ONNX model", *HOW_TO_EXPORT)),
+                     ("not a TorchScript archive, an ONNX model or a safetensors file", *HOW_TO_EXPORT)),
     "empty file": ("empty", "onnx", INPUT_SIZE, ("The file is empty", "torch.onnx.export")),
     "TorchScript declared as ONNX": ("torchscript", "onnx", INPUT_SIZE,
                                      ("declared as ONNX but it is a TorchScript archive",
                                       "Choose the format 'torchscript'")),
     "input size below 16": ("onnx", "onnx", 8, ("greater than or equal to 16",)),
     "input size above 1024": ("onnx", "onnx", 4096, ("less than or equal to 1024",)),
+    "safetensors without an architecture": ("safetensors_bare", "safetensors", INPUT_SIZE,
+                                            ("holds weights only", "name the model zoo architecture")),
+    "safetensors named against its metadata": ("safetensors", "safetensors", INPUT_SIZE,
+                                               ("metadata says it holds weights of 'spectral-lr'", "'spectral-svm'"),
+                                               "spectral-svm"),
+    "an architecture with an ONNX file": ("onnx", "onnx", INPUT_SIZE, ("only with a safetensors upload",),
+                                          "spectral-lr"),
+    "safetensors declared as ONNX": ("safetensors", "onnx", INPUT_SIZE,
+                                     ("declared as ONNX but it is a safetensors state dict",)),
+}
+API_ONLY = {  # the form offers a closed list of architectures (it refuses others as invalid choices); the API
+    # takes any string and explains
+    "an unknown architecture": ("safetensors_bare", "safetensors", INPUT_SIZE,
+                                ("no zoo entry named 'spectral_lr'", "did you mean: spectral-lr"), "spectral_lr"),
+    "an embedding, not a detector": ("safetensors_bare", "safetensors", INPUT_SIZE,
+                                     ("'triplet-absolute' is not a detector architecture", "spectral-lr"),
+                                     "triplet-absolute"),
 }
 
 
-@pytest.mark.parametrize("case", list(REFUSED))
+@pytest.mark.parametrize("case", list(REFUSED) + list(API_ONLY))
 def test_a_refused_upload_answers_400_says_what_to_do_and_leaves_nothing_behind(
     uploader: Uploader, files, case, mini_dataset, send, media_root, django_capture_on_commit_callbacks,
 ):
-    kind, fmt, input_size, words = REFUSED[case]
+    kind, fmt, input_size, words, *architecture = {**REFUSED, **API_ONLY}[case]
+    if case in API_ONLY and uploader.via == "form":
+        words = ("Select a valid choice", architecture[0])
     before = stored_files(media_root)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = uploader.post(files[kind], fmt=fmt, input_size=input_size)
+        response = uploader.post(files[kind], fmt=fmt, input_size=input_size, architecture="".join(architecture))
     message = uploader.refusal(response)
     for word in words:
         assert word in message, f"{word!r} missing from the refusal: {message}"

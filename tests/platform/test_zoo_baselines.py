@@ -1,11 +1,13 @@
-"""A zoo detector is fitted, exported and evaluated exactly like an upload, by real workers; its row, page and
-weights download agree with a direct computation on the downloaded file."""
+"""A zoo detector is fitted, exported to the three upload formats, and its safetensors weights are evaluated
+exactly like an upload (format 3: a zoo architecture + a state dict), by real workers; its row, page and
+downloads agree with a direct computation on the downloaded files."""
 from __future__ import annotations
 
 import hashlib
 import io
 
 import numpy as np
+import onnxruntime
 import pytest
 import torch
 from django.core.management import call_command
@@ -17,24 +19,47 @@ from tests.reference import expected_metrics, load_images, split_rows
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
 
 
-def test_the_spectral_baseline_row_is_evaluated_through_the_upload_path(client, mini_dataset, mini_root, workers):
-    out = io.StringIO()
-    call_command("zoo_baselines", "--entry", "spectral-lr", stdout=out)
+def download(client, entry: str, sha256: str) -> bytes:
+    response = client.get(reverse("zoo-weights", args=[entry, sha256]))
+    assert response.status_code == 200
+    data = b"".join(response.streaming_content)
+    assert hashlib.sha256(data).hexdigest() == sha256
+    return data
+
+
+def test_the_spectral_baseline_row_is_evaluated_through_the_upload_path(client, mini_dataset, mini_root, workers, tmp_path):
+    from safetensors.torch import load as load_safetensors
+
+    from models_zoo.registry import create_model
+
+    call_command("zoo_baselines", "--entry", "spectral-lr", stdout=io.StringIO())
     submission = Submission.objects.get(zoo_entry="spectral-lr")
-    assert (submission.owner.username, submission.artifact.format, submission.artifact.input_size) == ("zoo", "torchscript", 64)
+    artifact = submission.artifact
+    assert (submission.owner.username, submission.zoo_trained_on) == ("zoo", "original")
+    assert (artifact.format, artifact.architecture, artifact.input_size) == ("safetensors", "spectral-lr", 64)
     done = workers.wait_for(submission.pk)
     assert done.status == "done", done.error
     again = io.StringIO()
     call_command("zoo_baselines", "--entry", "spectral-lr", stdout=again)  # idempotent
     assert "is done" in again.getvalue() and Submission.objects.filter(zoo_entry="spectral-lr").count() == 1
 
-    response = client.get(reverse("zoo-weights", args=["spectral-lr", submission.artifact.sha256]))
-    weights = b"".join(response.streaming_content)
-    assert hashlib.sha256(weights).hexdigest() == submission.artifact.sha256
-    model = torch.jit.load(io.BytesIO(weights))
+    # The evaluated weights, rebuilt by hand in the registered architecture, and the TorchScript and ONNX exports
+    # of the same weights all score the test split alike.
+    model = create_model("spectral-lr", input_size=64)
+    model.load_state_dict(load_safetensors(download(client, "spectral-lr", artifact.sha256)), strict=True)
+    exports = {e.artifact.format: e.artifact for e in submission.zoo_exports.select_related("artifact")}
+    assert set(exports) == {"torchscript", "onnx"}
+    scripted = torch.jit.load(io.BytesIO(download(client, "spectral-lr", exports["torchscript"].sha256)))
     rows = split_rows(mini_root)
+    images = load_images(mini_root, rows, 64)
     with torch.no_grad():
-        scores = torch.sigmoid(model(load_images(mini_root, rows, 64)).double()).numpy()
+        scores = torch.sigmoid(model(images).double()).numpy()
+        assert torch.equal(scripted(images[:16]), model(images[:16]))
+    onnx_path = tmp_path / "spectral.onnx"
+    onnx_path.write_bytes(download(client, "spectral-lr", exports["onnx"].sha256))
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    onnx_logits = session.run(None, {session.get_inputs()[0].name: images[:16].numpy()})[0]
+    np.testing.assert_allclose(onnx_logits.reshape(-1), model(images[:16]).numpy(), atol=1e-4)
     expected = expected_metrics(rows, scores)
     board = client.get(reverse("api:leaderboard", args=["mini"])).json()
     row = next(r for r in board["rows"] if r["submission_id"] == submission.pk)
@@ -43,6 +68,7 @@ def test_the_spectral_baseline_row_is_evaluated_through_the_upload_path(client, 
         assert row["mean"][metric] == pytest.approx(value, abs=1e-6), metric
     assert row["mean"]["acc_mean"] > 0.6  # the spectral profile tells the mini generators from real tiles
     page = client.get(reverse("zoo-detail", args=["spectral-lr"])).content.decode()
-    assert f'<tr data-submission="{submission.pk}">' in page and submission.artifact.sha256 in page
+    assert f'<tr data-submission="{submission.pk}">' in page
+    assert all(sha in page for sha in (artifact.sha256, exports["torchscript"].sha256, exports["onnx"].sha256))
     assert 'class="badge" href="/zoo/spectral-lr/">zoo</a>' in client.get(reverse("leaderboard", args=["mini"])).content.decode()
     assert np.isfinite(scores).all()

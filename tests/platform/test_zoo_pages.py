@@ -47,3 +47,36 @@ def test_the_triplet_label_noise_experiment_is_stored_and_tabled(client, mini_da
             assert 0 <= row[method]["nmi"] <= 1 and -1 <= row[method]["ari"] <= 1 and 0 < row[method]["accuracy"] <= 1
     page = client.get(reverse("zoo-detail", args=["triplet-absolute"])).content.decode()
     assert 'id="label-noise"' in page and page.count("<td>absolute</td>") == 3
+
+
+def test_the_debiasing_effect_is_the_difference_of_the_two_rows_with_combined_intervals(client, db) -> None:
+    import math
+
+    from spectra.benchmarks.models import Benchmark, Dataset
+    from spectra.submissions.models import Artifact, Result, Submission
+    from spectra.zoo.services import zoo_owner
+
+    benchmark = Benchmark.objects.create(slug="mini", name="Mini (synthetic)")
+    versions = {v: Dataset.objects.create(benchmark=benchmark, variant=v, manifest_sha256=v * 8, root=f"/data/{v}")
+                for v in ("biased", "unbiased")}
+    owner, means = zoo_owner(), {}
+    for trained_on, accuracy in (("biased", {"biased": 0.95, "unbiased": 0.60}),
+                                 ("unbiased", {"biased": 0.90, "unbiased": 0.75})):
+        artifact = Artifact.objects.create(owner=owner, format="safetensors", sha256=trained_on * 8, size=1,
+                                           architecture="resnet50", file=f"artifacts/{trained_on}.safetensors")
+        row = Submission.objects.create(name=trained_on, owner=owner, artifact=artifact, benchmark=benchmark,
+                                        dataset=versions["biased"], zoo_entry="resnet50", zoo_trained_on=trained_on,
+                                        status="done")
+        for variant, value in accuracy.items():
+            half = 0.03 if trained_on == "biased" else 0.04
+            Result.objects.create(submission=row, dataset=versions[variant], protocol="cross-generator",
+                                  protocol_version=4, subset="mean", metrics={"acc_mean": value},
+                                  intervals={"acc_mean": [value - half, value + half]}, evaluator_version="t",
+                                  manifest_sha256="m", artifact_sha256=artifact.sha256)
+            means[(trained_on, variant)] = value
+    page = client.get(reverse("zoo-detail", args=["resnet50"])).content.decode()
+    table = page[page.index('id="debiasing-effect"'):]
+    # tested on unbiased: 0.75 − 0.60 = +0.150, half-width hypot(0.03, 0.04) = 0.05
+    assert "<td>unbiased</td>" in table and "0.150" in table and "[0.100, 0.200]" in table
+    assert "<td>biased</td>" in table and "-0.050" in table and "[-0.100, 0.000]" in table
+    assert math.isclose(math.hypot(0.03, 0.04), 0.05)

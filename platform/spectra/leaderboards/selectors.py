@@ -1,13 +1,13 @@
 """Leaderboard rows: queries over Result, ranked by mean accuracy."""
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db.models import F
 
 from evaluation.baselines import SHORTCUTS
+from evaluation.bootstrap import difference_interval
 from spectra.benchmarks.models import Benchmark
 from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.leaderboards.models import BaselineResult
@@ -86,10 +86,6 @@ def raw_variant(variants: set[str]) -> str:
     return "biased" if "biased" in variants else "original"
 
 
-def _half_width(interval: list[float] | None) -> float | None:
-    return (interval[1] - interval[0]) / 2 if interval else None
-
-
 def _versions_and_gap(rows: list[LeaderboardRow], means: Iterable[tuple[int, str, dict, dict]]) -> None:
     by_submission: dict[int, dict[str, tuple[float | None, list[float] | None]]] = {}
     for submission_id, variant, metrics, intervals in means:
@@ -101,10 +97,7 @@ def _versions_and_gap(rows: list[LeaderboardRow], means: Iterable[tuple[int, str
         if raw[0] is None or unbiased[0] is None:
             continue
         row.bias_gap = raw[0] - unbiased[0]
-        halves = [_half_width(raw[1]), _half_width(unbiased[1])]
-        if None not in halves:
-            half = math.hypot(*halves)  # independent samples: the errors add in quadrature
-            row.bias_gap_interval = [row.bias_gap - half, row.bias_gap + half]
+        row.bias_gap_interval = difference_interval(raw[0], raw[1], unbiased[0], unbiased[1])  # independent samples
 
 
 def leaderboard_versions(rows: list[LeaderboardRow]) -> list[str]:

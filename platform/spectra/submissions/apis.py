@@ -26,6 +26,8 @@ class SubmissionOutput(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username")
     artifact_sha256 = serializers.CharField(source="artifact.sha256")
     artifact_format = serializers.CharField(source="artifact.format")
+    architecture = serializers.CharField(source="artifact.architecture", help_text="The zoo architecture of a "
+                                         "safetensors artifact (blank for ONNX and TorchScript).")
     input_size = serializers.IntegerField(source="artifact.input_size")
     manifest_sha256 = serializers.CharField(source="dataset.manifest_sha256")
     progress = serializers.SerializerMethodField()
@@ -34,7 +36,7 @@ class SubmissionOutput(serializers.ModelSerializer):
         model = Submission
         fields = [
             "id", "name", "owner", "benchmark", "status", "error", "error_kind", "created", "started", "finished",
-            "artifact_sha256", "artifact_format", "input_size", "manifest_sha256", "progress",
+            "artifact_sha256", "artifact_format", "architecture", "input_size", "manifest_sha256", "progress",
         ]
 
     @extend_schema_field(ProgressOutput)
@@ -63,6 +65,9 @@ class SubmissionCreateApi(APIView):
         file = serializers.FileField(allow_empty_file=True)  # the service explains how to export instead
         format = serializers.ChoiceField(choices=ArtifactFormat.choices)
         input_size = serializers.IntegerField(min_value=16, max_value=1024, default=224)
+        architecture = serializers.CharField(max_length=100, required=False, default="", allow_blank=True,
+                                             help_text="With format=safetensors: the zoo architecture of the weights "
+                                                       "(default: the file's spectra.architecture metadata).")
         name = serializers.CharField(max_length=120, required=False, default="")
         source = serializers.CharField(max_length=100, required=False, default="", allow_blank=True,
                                        help_text="The generator it was trained on; fixes the carried threshold.")
@@ -79,6 +84,7 @@ class SubmissionCreateApi(APIView):
         submission = services.submission_create(
             owner=request.user, name=data["name"], benchmark=benchmark,
             upload=data["file"], declared_format=data["format"], input_size=data["input_size"], source=data["source"],
+            architecture=data["architecture"],
         )
         return Response(SubmissionOutput(selectors.submission_get(pk=submission.pk)).data, status=status.HTTP_201_CREATED)
 

@@ -3,8 +3,14 @@ from __future__ import annotations
 
 from django import forms
 
+from models_zoo.registry import get_card, uploadable_names
 from spectra.benchmarks.models import Benchmark
 from spectra.submissions.models import ArtifactFormat
+
+
+def architecture_choices() -> list[tuple[str, str]]:
+    """The zoo's detector architectures (torch-free), for a safetensors upload."""
+    return [("", "— (ONNX or TorchScript)")] + [(name, f"{name}: {get_card(name).title}") for name in uploadable_names()]
 
 
 class SubmissionForm(forms.Form):
@@ -12,7 +18,12 @@ class SubmissionForm(forms.Form):
     benchmark = forms.ModelChoiceField(queryset=Benchmark.objects.all(), to_field_name="slug", empty_label=None)
     format = forms.ChoiceField(
         choices=ArtifactFormat.choices, initial=ArtifactFormat.ONNX,
-        help_text="ONNX is recommended (data only). TorchScript is loaded only inside the evaluation sandbox.",
+        help_text="ONNX is recommended (data only). Safetensors weights need a zoo architecture (data only). "
+                  "TorchScript is loaded only inside the evaluation sandbox.",
+    )
+    architecture = forms.ChoiceField(
+        choices=architecture_choices, required=False, label="Zoo architecture",
+        help_text="Only for safetensors: the model zoo architecture the weights belong to (its state dict layout).",
     )
     input_size = forms.IntegerField(
         min_value=16, max_value=1024, initial=224,
@@ -23,4 +34,4 @@ class SubmissionForm(forms.Form):
         help_text="The generator subset the detector was trained on (e.g. vae). Its validation split fixes the "
                   "threshold carried to every generator; blank uses every validation image.",
     )
-    file = forms.FileField(allow_empty_file=True, help_text="A .onnx file, or a .pt made with torch.jit.save. Pickled checkpoints are refused.")
+    file = forms.FileField(allow_empty_file=True, help_text="A .onnx file, a .safetensors state dict, or a .pt made with torch.jit.save. Pickled checkpoints are refused.")

@@ -10,6 +10,7 @@ from spectra.benchmarks.models import Benchmark, Dataset
 class ArtifactFormat(models.TextChoices):
     TORCHSCRIPT = "torchscript", "TorchScript"
     ONNX = "onnx", "ONNX"
+    SAFETENSORS = "safetensors", "safetensors + zoo architecture"
 
 
 class Artifact(models.Model):
@@ -20,15 +21,22 @@ class Artifact(models.Model):
     sha256 = models.CharField(max_length=64)
     size = models.PositiveBigIntegerField()
     input_size = models.PositiveIntegerField(default=224, help_text="Declared H = W of the detector's input.")
+    architecture = models.CharField(max_length=100, blank=True,
+                                    help_text="The models_zoo architecture a safetensors file holds the weights of.")
     file = models.FileField(upload_to="artifacts/", max_length=500)
     original_name = models.CharField(max_length=255, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["owner", "sha256", "input_size"], name="unique_artifact")]
+        constraints = [models.UniqueConstraint(fields=["owner", "sha256", "input_size", "architecture"],
+                                               name="unique_artifact")]
 
     def __str__(self) -> str:
         return f"{self.format}:{self.sha256[:12]}"
+
+    @property
+    def extension(self) -> str:
+        return {ArtifactFormat.ONNX: "onnx", ArtifactFormat.SAFETENSORS: "safetensors"}.get(self.format, "pt")
 
 
 class SubmissionStatus(models.TextChoices):
@@ -45,6 +53,8 @@ class Submission(models.Model):
     benchmark = models.ForeignKey(Benchmark, on_delete=models.PROTECT, related_name="submissions")
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="submissions")
     zoo_entry = models.CharField(max_length=100, blank=True, help_text="The models_zoo entry this baseline row is.")
+    zoo_trained_on = models.CharField(max_length=40, blank=True,
+                                      help_text="The dataset variant a zoo row was trained on (biased, unbiased…).")
     source = models.CharField(max_length=100, blank=True, help_text="The generator the detector was trained on: "
                               "its validation split fixes the carried threshold (blank: every validation image).")
     status = models.CharField(max_length=20, choices=SubmissionStatus.choices, default=SubmissionStatus.QUEUED)

@@ -19,12 +19,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from evaluation.detectors.formats import ArtifactFormat as SniffedFormat
-from evaluation.detectors.formats import sniff_artifact
+from evaluation.detectors.formats import artifact_architecture, sniff_artifact
 from evaluation.errors import ArtifactRejected, DatasetError
 from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest
 from evaluation.protocols import get_protocol
 from evaluation.version import EVALUATOR_VERSION
 from evalworker.broker import TASK_EVALUATE_SHARD
+from models_zoo.registry import UnknownModelError, get_card, uploadable_names
 from spectra.benchmarks.models import Benchmark, Dataset
 from spectra.benchmarks.selectors import dataset_current, dataset_versions_evaluated, split_size
 from spectra.core.errors import ApplicationError
@@ -56,8 +57,10 @@ def _stream_sha256(handle: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-def artifact_check(*, upload: UploadedFile, declared_format: str, input_size: int) -> SniffedFormat:
-    """The upload's format from its bytes; ApplicationError says what to do when it is refused."""
+def artifact_check(*, upload: UploadedFile, declared_format: str, input_size: int,
+                   architecture: str = "") -> tuple[SniffedFormat, str]:
+    """The upload's format from its bytes, and the zoo architecture of a safetensors file; ApplicationError
+    says what to do when it is refused."""
     limit = settings.SPECTRA_MAX_UPLOAD_BYTES
     if upload.size is not None and upload.size > limit:
         raise ApplicationError(
@@ -68,28 +71,52 @@ def artifact_check(*, upload: UploadedFile, declared_format: str, input_size: in
     if not low <= input_size <= high:
         raise ApplicationError(f"The input size must be between {low} and {high} pixels; got {input_size}.")
     try:
-        return sniff_artifact(upload.file, declared=SniffedFormat(declared_format))
+        fmt = sniff_artifact(upload.file, declared=SniffedFormat(declared_format))
     except ValueError:
-        raise ApplicationError(f"Unknown format {declared_format!r}; choose torchscript or onnx.") from None
+        raise ApplicationError(f"Unknown format {declared_format!r}; choose one of "
+                               f"{', '.join(f.value for f in SniffedFormat)}.") from None
     except ArtifactRejected as error:
         raise ApplicationError(error.message) from None
+    return fmt, _architecture_check(upload, fmt, architecture.strip())
 
 
-def artifact_store(*, owner, upload: UploadedFile, declared_format: str, input_size: int) -> Artifact:
+def _architecture_check(upload: UploadedFile, fmt: SniffedFormat, architecture: str) -> str:
+    if fmt is not SniffedFormat.SAFETENSORS:
+        if architecture:
+            raise ApplicationError(f"An architecture is named only with a safetensors upload; a {fmt.value} file "
+                                   "carries its own. Leave the architecture blank.")
+        return ""
+    try:
+        name = artifact_architecture(upload.file, architecture)
+        card = get_card(name)
+    except ArtifactRejected as error:
+        raise ApplicationError(error.message) from None
+    except UnknownModelError as error:
+        raise ApplicationError(f"{error} Architectures: {', '.join(uploadable_names())}.") from None
+    if not card.uploadable:
+        raise ApplicationError(f"The zoo entry {name!r} is not a detector architecture; choose one of "
+                               f"{', '.join(uploadable_names())}.")
+    return name
+
+
+def artifact_store(*, owner, upload: UploadedFile, declared_format: str, input_size: int,
+                   architecture: str = "") -> Artifact:
     """Store the upload under its sha256 (once per owner) after checking its bytes."""
-    fmt = artifact_check(upload=upload, declared_format=declared_format, input_size=input_size)
+    fmt, architecture = artifact_check(upload=upload, declared_format=declared_format, input_size=input_size,
+                                       architecture=architecture)
     sha = _stream_sha256(upload.file)
-    existing = Artifact.objects.filter(owner=owner, sha256=sha, input_size=input_size).first()
+    existing = Artifact.objects.filter(owner=owner, sha256=sha, input_size=input_size, architecture=architecture).first()
     if existing is not None:
         return existing
-    name = f"artifacts/{sha}.{'onnx' if fmt == SniffedFormat.ONNX else 'pt'}"
+    artifact = Artifact(owner=owner, format=fmt.value, sha256=sha, size=upload.size or 0, input_size=input_size,
+                        architecture=architecture, original_name=(upload.name or "")[:255])
+    name = f"artifacts/{sha}.{artifact.extension}"
     if not default_storage.exists(name):
         upload.file.seek(0)
         name = default_storage.save(name, upload)
-    return Artifact.objects.create(
-        owner=owner, format=fmt.value, sha256=sha, size=upload.size or 0, input_size=input_size,
-        file=name, original_name=(upload.name or "")[:255],
-    )
+    artifact.file.name = name
+    artifact.save()
+    return artifact
 
 
 def shard_ranges(total: int, size: int) -> list[tuple[int, int]]:
@@ -136,17 +163,19 @@ def _check_source(source: str, dataset: Dataset) -> str:
 
 def submission_create(
     *, owner, name: str, benchmark: Benchmark, upload: UploadedFile, declared_format: str, input_size: int,
-    source: str = "", zoo_entry: str = "",
+    source: str = "", zoo_entry: str = "", zoo_trained_on: str = "", architecture: str = "",
 ) -> Submission:
     """Create a queued submission, ranked on the benchmark's original version and evaluated on every current
     version (original, biased, unbiased…) in shards; the shards are sent once the transaction commits."""
     dataset = dataset_current(benchmark=benchmark)
     source = _check_source(source.strip(), dataset)
     with transaction.atomic():
-        artifact = artifact_store(owner=owner, upload=upload, declared_format=declared_format, input_size=input_size)
+        artifact = artifact_store(owner=owner, upload=upload, declared_format=declared_format, input_size=input_size,
+                                  architecture=architecture)
         submission = Submission.objects.create(
             name=name.strip() or artifact.original_name or f"detector {artifact.sha256[:8]}",
             owner=owner, artifact=artifact, benchmark=benchmark, dataset=dataset, source=source, zoo_entry=zoo_entry,
+            zoo_trained_on=zoo_trained_on,
         )
         runs = _runs_create(submission, dataset_versions_evaluated(benchmark=benchmark))
         transaction.on_commit(lambda: evaluation_runs_send(runs=runs))
@@ -157,7 +186,8 @@ def shard_request_build(*, run: EvaluationRun) -> ShardRequest:
     artifact, dataset = run.submission.artifact, run.dataset
     return ShardRequest(
         run_id=run.pk, artifact_url=storage_url(artifact.file.name), artifact_sha256=artifact.sha256,
-        artifact_format=artifact.format, input_size=artifact.input_size, dataset_root_url=dataset.root,
+        artifact_format=artifact.format, artifact_architecture=artifact.architecture,
+        input_size=artifact.input_size, dataset_root_url=dataset.root,
         manifest_url=dataset.manifest_url, manifest_sha256=dataset.manifest_sha256, protocol=run.protocol,
         protocol_version=run.protocol_version, config={}, split=run.split, first_row=run.first_row,
         last_row=run.last_row,

@@ -23,6 +23,7 @@ def submit(request: HttpRequest) -> HttpResponse:
             submission = services.submission_create(
                 owner=request.user, name=data["name"], benchmark=data["benchmark"], upload=data["file"],
                 declared_format=data["format"], input_size=data["input_size"], source=data["source"],
+                architecture=data["architecture"],
             )
         except ApplicationError as error:
             form.add_error("file", error.message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.db import models
 
 from spectra.benchmarks.models import Dataset
+from spectra.submissions.models import Artifact, Submission
 
 
 class ZooExperiment(models.Model):
@@ -20,3 +21,18 @@ class ZooExperiment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entry}/{self.name} on {self.dataset}"
+
+
+class ZooExport(models.Model):
+    """The same trained weights as a zoo row's evaluated artifact, in another upload format (checked equal on
+    a batch of images when exported), offered for download beside it."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="zoo_exports")
+    artifact = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="zoo_exports")
+
+    class Meta:
+        ordering = ["artifact__format"]
+        constraints = [models.UniqueConstraint(fields=["submission", "artifact"], name="unique_zoo_export")]
+
+    def __str__(self) -> str:
+        return f"{self.artifact} of {self.submission}"

@@ -6,12 +6,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.files import File
+from django.db import transaction
 
 from models_zoo.registry import get_card
 from spectra.benchmarks.models import Benchmark, Dataset
 from spectra.submissions.models import Submission, SubmissionStatus
-from spectra.submissions.services import submission_create
-from spectra.zoo.models import ZooExperiment
+from spectra.submissions.services import artifact_store, submission_create
+from spectra.zoo.models import ZooExperiment, ZooExport
 
 
 def zoo_experiment_store(*, entry: str, name: str, dataset: Dataset, data: dict, evaluator_version: str) -> ZooExperiment:
@@ -32,18 +33,32 @@ def zoo_owner() -> Any:
     return user
 
 
-def zoo_baseline_pending(*, entry: str, dataset: Dataset) -> Submission | None:
-    """The entry's live baseline row on ``dataset`` (queued, running or done), if any: re-running is a no-op."""
-    return Submission.objects.filter(zoo_entry=entry, dataset=dataset).exclude(status=SubmissionStatus.FAILED).first()
+def zoo_baseline_pending(*, entry: str, trained_on: str, dataset: Dataset) -> Submission | None:
+    """The entry's live baseline row trained on ``trained_on`` and ranked on ``dataset`` (queued, running or done),
+    if any: re-running is a no-op."""
+    return (Submission.objects.filter(zoo_entry=entry, zoo_trained_on=trained_on, dataset=dataset)
+            .exclude(status=SubmissionStatus.FAILED).first())
 
 
-def zoo_baseline_submit(*, entry: str, benchmark: Benchmark, artifact: Path, input_size: int) -> Submission:
-    """Submit a zoo detector's exported TorchScript file exactly as an upload: same checks, same evaluation."""
-    card = get_card(entry)
-    with artifact.open("rb") as handle:
-        submission = submission_create(
-            owner=zoo_owner(), name=f"{card.title} (zoo)", benchmark=benchmark,
-            upload=File(handle, name=f"{entry}.pt"), declared_format="torchscript", input_size=input_size,
-            zoo_entry=entry,
-        )
+ZOO_SUBMITTED_FORMAT = "safetensors"  # the row is evaluated from the data-only format; the others are downloads
+
+
+def zoo_baseline_submit(*, entry: str, trained_on: str, benchmark: Benchmark, exports: dict[str, Path],
+                        input_size: int) -> Submission:
+    """Submit a zoo detector's safetensors weights exactly as an upload (same checks, same evaluation), and keep
+    its other exports (TorchScript, ONNX: the same weights) for download beside the row."""
+    card, owner = get_card(entry), zoo_owner()
+    with transaction.atomic():
+        with exports[ZOO_SUBMITTED_FORMAT].open("rb") as handle:
+            submission = submission_create(
+                owner=owner, name=f"{card.title} (zoo, trained on {trained_on})", benchmark=benchmark,
+                upload=File(handle, name=f"{entry}.safetensors"), declared_format=ZOO_SUBMITTED_FORMAT,
+                input_size=input_size, zoo_entry=entry, zoo_trained_on=trained_on, architecture=entry,
+            )
+        for fmt, path in exports.items():
+            if fmt != ZOO_SUBMITTED_FORMAT:
+                with path.open("rb") as handle:
+                    artifact = artifact_store(owner=owner, upload=File(handle, name=path.name), declared_format=fmt,
+                                              input_size=input_size)
+                ZooExport.objects.get_or_create(submission=submission, artifact=artifact)
     return submission

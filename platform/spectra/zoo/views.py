@@ -12,6 +12,7 @@ from spectra.zoo.selectors import (
     zoo_artifact_get,
     zoo_card_get,
     zoo_card_list,
+    zoo_debiasing_effect,
     zoo_experiment_list,
     zoo_submission_list,
 )
@@ -37,15 +38,18 @@ def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
     family = name.split("-")[0]
     experiments = [(e, few_shot_figure(e.data)) for e in zoo_experiment_list(entry=family) if e.name == "few-shot"]
     noise = [e for e in zoo_experiment_list(entry=family) if e.name == "label-noise"]
-    return render(request, "zoo/detail.html", {"card": card, "experiments": experiments,
-                                                "rows": zoo_submission_list(entry=name), "noise": noise,
-                                                "figures": {f"experiment-{e.pk}": figure for e, figure in experiments}})
+    return render(request, "zoo/detail.html", {
+        "card": card, "experiments": experiments, "rows": zoo_submission_list(entry=name), "noise": noise,
+        "effects": zoo_debiasing_effect(entry=name),
+        "figures": {f"experiment-{e.pk}": figure for e, figure in experiments},
+    })
 
 
 def zoo_weights(request: HttpRequest, name: str, sha256: str) -> HttpResponse:
-    """A zoo entry's exported TorchScript file, streamed (resumable), named by its sha256."""
+    """A file of a zoo row (safetensors, TorchScript or ONNX), streamed (resumable), named by its sha256."""
     try:
         artifact = zoo_artifact_get(entry=name, sha256=sha256)
     except ApplicationError as error:
         raise Http404(error.message) from None
-    return ranged_file_response(request, Path(artifact.file.path), filename=f"{name}-{sha256[:12]}.pt", etag=sha256)
+    filename = f"{name}-{sha256[:12]}.{artifact.extension}"
+    return ranged_file_response(request, Path(artifact.file.path), filename=filename, etag=sha256)
