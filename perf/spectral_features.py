@@ -30,9 +30,9 @@ def main() -> None:
     for name, dtype in (("float64", torch.float64), ("float32", torch.float32)):
         profile = RadialProfile(args.size, args.size, dtype=dtype)
         profile(batch[:2])  # warm-up
-        rates[name] = args.images / timed(lambda profile=profile: [profile(chunk) for chunk in batch.split(64)])
-    obvious = args.images / timed(lambda: [obvious_profile(image) for image in gray])
-    authors = args.images / timed(lambda: [slow_profile(image) for image in gray])
+        rates[name] = args.images / timed(lambda profile=profile: [profile(chunk) for chunk in batch.split(64)], 3)
+    obvious = args.images / timed(lambda: [obvious_profile(image) for image in gray], 3)
+    authors = args.images / timed(lambda: [slow_profile(image) for image in gray], 3)
     print(f"{args.images} images of {args.size} px, images/s: batched float64 {rates['float64']:.0f}, float32 "
           f"{rates['float32']:.0f}; per image: obvious ring masks {obvious:.0f}, the authors' radialProfile {authors:.0f}")
     note = f"{torch.get_num_threads()} CPU threads: the FFT itself bounds both sides here; a GPU widens the gap"

@@ -75,6 +75,7 @@ def test_the_debiasing_effect_is_the_difference_of_the_two_rows_with_combined_in
                                   manifest_sha256="m", artifact_sha256=artifact.sha256)
             means[(trained_on, variant)] = value
     page = client.get(reverse("zoo-detail", args=["resnet50"])).content.decode()
+    assert "biased 0.950 · unbiased 0.600" in page and "biased 0.900 · unbiased 0.750" in page  # the rows' means
     table = page[page.index('id="debiasing-effect"'):]
     # tested on unbiased: 0.75 − 0.60 = +0.150, half-width hypot(0.03, 0.04) = 0.05
     assert "<td>unbiased</td>" in table and "0.150" in table and "[0.100, 0.200]" in table

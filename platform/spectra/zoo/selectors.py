@@ -38,6 +38,16 @@ def zoo_submission_list(*, entry: str) -> QuerySet[Submission]:
             .prefetch_related("zoo_exports__artifact"))
 
 
+def zoo_row_accuracy(*, rows: list[Submission]) -> dict[int, list[tuple[str, float]]]:
+    """Each row's clean cross-generator mean accuracy per dataset version, in the platform's version order."""
+    found: dict[int, dict[str, float]] = {}
+    results = Result.objects.filter(submission__in=rows, subset=MEAN_SUBSET, condition="", protocol=CROSS_GENERATOR)
+    for submission_id, variant, metrics in results.values_list("submission_id", "dataset__variant", "metrics"):
+        if metrics.get(RANK_METRIC) is not None:
+            found.setdefault(submission_id, {})[variant] = metrics[RANK_METRIC]
+    return {pk: [(v, by_variant[v]) for v in VARIANT_ORDER if v in by_variant] for pk, by_variant in found.items()}
+
+
 def zoo_artifact_get(*, entry: str, sha256: str) -> Artifact:
     """A file of the entry's rows: the evaluated weights or one of their exports."""
     artifact = (Artifact.objects.filter(sha256=sha256)

@@ -14,6 +14,7 @@ from spectra.zoo.selectors import (
     zoo_card_list,
     zoo_debiasing_effect,
     zoo_experiment_list,
+    zoo_row_accuracy,
     zoo_submission_list,
 )
 
@@ -38,9 +39,11 @@ def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
     family = name.split("-")[0]
     experiments = [(e, few_shot_figure(e.data)) for e in zoo_experiment_list(entry=family) if e.name == "few-shot"]
     noise = [e for e in zoo_experiment_list(entry=family) if e.name == "label-noise"]
+    rows = list(zoo_submission_list(entry=name))
+    accuracy = zoo_row_accuracy(rows=rows)
     return render(request, "zoo/detail.html", {
-        "card": card, "experiments": experiments, "rows": zoo_submission_list(entry=name), "noise": noise,
-        "effects": zoo_debiasing_effect(entry=name),
+        "card": card, "experiments": experiments, "noise": noise, "effects": zoo_debiasing_effect(entry=name),
+        "rows": [(row, accuracy.get(row.pk, [])) for row in rows],
         "figures": {f"experiment-{e.pk}": figure for e, figure in experiments},
     })
 
