@@ -22,9 +22,10 @@ def scale_condition(factor: float) -> str:
     return f"scale-{float(factor):g}"
 
 
-def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+def jpeg_reencode(image: Image.Image, quality: int) -> Image.Image:
+    """The image JPEG-encoded in memory at ``quality`` with Pillow's defaults (4:2:0) and decoded again, as RGB."""
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
     buffer.seek(0)
     with Image.open(buffer) as decoded:
         return decoded.convert("RGB")
@@ -45,7 +46,7 @@ def perturb(image: Image.Image, condition: str) -> Image.Image:
     kind, _, value = condition.partition("-")
     try:
         if kind == "jpeg" and 1 <= int(value) <= 100:
-            return _jpeg(image, int(value))
+            return jpeg_reencode(image, int(value))
         if kind == "scale" and 0 < float(value) <= 1:
             return _scale(image, float(value))
     except ValueError:

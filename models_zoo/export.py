@@ -1,9 +1,8 @@
 """Write a zoo detector in the platform's three upload formats: TorchScript, ONNX and safetensors.
 
-Each writer checks its file the way the platform will read it (TorchScript and ONNX through
-``evaluation.detectors.loading.load_detector``; safetensors by rebuilding ``create_model(architecture,
-input_size=S)`` and loading the state dict strictly), so an export that would be refused or would score
-differently fails here, not after an upload.
+Each writer loads its file the way the platform will, with ``evaluation.detectors.loading.load_detector`` (for
+safetensors that rebuilds ``create_model(architecture, input_size=S)`` and loads the state dict strictly), so an
+export that would be refused or would score differently fails here, not after an upload.
 
 ONNX goes through ``torch.onnx.export`` with the TorchScript-based exporter (opset 17, dynamic batch); only when
 that exporter has no translation for an operator is the dynamo exporter tried (opset 18, which has the Resize
@@ -33,7 +32,8 @@ from torch import nn
 from torch.onnx.errors import OnnxExporterError
 
 from evaluation.detectors.loading import load_detector
-from models_zoo.registry import create_model, get_card
+from evaluation.errors import DetectorLoadError
+from models_zoo.registry import get_card
 from models_zoo.spectral import SpectralDetector, luma
 
 ONNX_OPSET = 17
@@ -137,39 +137,28 @@ def _export_dynamo(model: nn.Module, path: Path, input_size: int, legacy_error: 
 
 
 def export_safetensors(model: nn.Module, path: Path | str, *, architecture: str, input_size: int) -> Path:
-    """Save the state dict with the architecture and input size in the metadata.
-
-    The platform rebuilds the module with ``create_model(architecture, input_size=input_size)`` and loads the
-    file strictly, so that is checked first: the same tensor names and shapes (ValueError otherwise), and the
-    rebuilt module's outputs on a random batch exactly equal to the model's (``ExportNotSupported`` otherwise:
-    the model depends on something the state dict does not hold, such as a probe fitted at another size).
-    """
+    """Save the state dict with the architecture and input size in the metadata, then load the file as the
+    platform does (``load_detector``: ``create_model(architecture, input_size=S)`` and a strict load): weights
+    that do not fit raise ValueError, and outputs that are not exactly the model's raise ``ExportNotSupported``
+    (the model depends on something its state dict does not hold, such as a probe fitted at another size)."""
     if not get_card(architecture).uploadable:
         raise ValueError(f"zoo entry {architecture!r} is not a detector; a safetensors upload cannot name it")
     # clone(): safetensors refuses tensors that share memory (tied or expanded weights); copies never do.
     state = {name: tensor.detach().to("cpu").contiguous().clone() for name, tensor in model.state_dict().items()}
-    _check_rebuilt(model.eval(), state, architecture, input_size)
     path = Path(path)
     save_file(state, str(path), metadata={"spectra.architecture": architecture, "spectra.input_size": str(input_size)})
-    return path
-
-
-def _check_rebuilt(model: nn.Module, state: dict[str, torch.Tensor], architecture: str, input_size: int) -> None:
-    rebuilt = create_model(architecture, input_size=input_size).eval()
-    expected = {name: tuple(tensor.shape) for name, tensor in rebuilt.state_dict().items()}
-    found = {name: tuple(tensor.shape) for name, tensor in state.items()}
-    if found != expected:
-        differences = sorted(set(found.items()) ^ set(expected.items()))[:5]
-        raise ValueError(f"the state dict does not fit {architecture!r} at input size {input_size}; these "
-                         f"(name, shape) pairs differ: {differences}")
-    rebuilt.load_state_dict(state, strict=True)
-    batch = _check_batch(input_size)
-    with torch.no_grad():
-        gap = (rebuilt(batch).double() - model(batch).double()).abs().max().item()
-    if gap != 0:
+    try:
+        _check_loaded(model.eval(), path, "safetensors", input_size, tolerance=0.0, architecture=architecture)
+    except DetectorLoadError as error:
+        path.unlink(missing_ok=True)
+        raise ValueError(f"the state dict does not fit {architecture!r} at input size {input_size}: "
+                         f"{error.message}") from None
+    except ExportNotSupported as error:
+        path.unlink(missing_ok=True)
         raise ExportNotSupported(f"safetensors: create_model({architecture!r}, input_size={input_size}) with these "
-                                 f"weights gives other outputs (largest difference {gap:.3g}); the model depends on "
-                                 "something its state dict does not hold")
+                                 f"weights gives other outputs ({error}); the model depends on something its state "
+                                 "dict does not hold") from None
+    return path
 
 
 def export_all(model: nn.Module, folder: Path | str, *, architecture: str, input_size: int) -> dict[str, Path | str]:
@@ -192,10 +181,11 @@ def export_all(model: nn.Module, folder: Path | str, *, architecture: str, input
     return results
 
 
-def _check_loaded(model: nn.Module, path: Path, fmt: str, input_size: int, *, tolerance: float) -> None:
+def _check_loaded(model: nn.Module, path: Path, fmt: str, input_size: int, *, tolerance: float,
+                  architecture: str = "") -> None:
     """Load ``path`` as the platform does and compare its raw output on a random batch with the model's."""
     batch = _check_batch(input_size)
-    detector = load_detector(path, fmt, input_size=input_size, device=torch.device("cpu"))
+    detector = load_detector(path, fmt, input_size=input_size, device=torch.device("cpu"), architecture=architecture)
     with torch.no_grad():
         expected = model(batch).to(torch.float64).numpy()
     found = detector.raw_output(batch)
@@ -256,7 +246,7 @@ class SpectralOnnx(nn.Module):
     - the half spectrum ``rfft2``: as real matrix products, F = E_H · G · E_W with E = cos − i·sin, i.e.
       T = G·C_W − i·G·S_W, then Re F = C_H·Re T + S_H·Im T and Im F = C_H·Im T − S_H·Re T
       (the DFT itself, exact up to float64 rounding, instead of an FFT);
-    - |F + ε| as sqrt((Re F + ε)² + (Im F)²);
+    - 20·ln|F + ε| as 10·ln((Re F + ε)² + (Im F)²), as ``RadialProfile`` writes it;
     - the ring sums: one ``scatter_add`` (ONNX ScatterElements with reduction add, which onnxruntime sums
       exactly and in order, checked up to 4,096 rows and 4 threads) over the elements and their mirrored copies,
       in place of the two ``index_add_``.
@@ -287,7 +277,7 @@ class SpectralOnnx(nn.Module):
         real_t, imag_t = gray @ self.cos_w, -(gray @ self.sin_w)
         real = self.cos_h @ real_t + self.sin_h @ imag_t + self.eps
         imag = self.cos_h @ imag_t - self.sin_h @ real_t
-        magnitude = (20 * torch.log(torch.sqrt(real * real + imag * imag))).flatten(1).to(torch.float64)
+        magnitude = (10 * torch.log(real * real + imag * imag)).flatten(1).to(torch.float64)
         values = torch.cat([magnitude, magnitude.index_select(1, self.mirrored)], dim=1)
         sums = torch.zeros(values.shape[0], self.bins, dtype=torch.float64)
         sums = sums.scatter_add(1, self.rings.expand(values.shape[0], -1), values)

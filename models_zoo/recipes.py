@@ -15,7 +15,6 @@ and uploads the safetensors file, naming the architecture (its metadata says whi
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from torchvision import transforms
 
 from evaluation.datasets.images import centre_crop
 from evaluation.datasets.manifest import LABEL_GENERATED, centre_crops, read_manifest
+from evaluation.perturbations import jpeg_reencode  # the reference code's compress_img, as the JPEG sweep's
 from models_zoo.classifiers import ARCHITECTURES, IMAGENET_MEAN, IMAGENET_STD, ImageClassifierDetector, build
 
 OPTIMISERS = ("sgd", "adamw")
@@ -110,16 +110,6 @@ RECIPES: dict[tuple[str, str], TrainConfig] = {
         epochs=2, batch_size=32, optimiser="adamw", lr=2.5e-4, weight_decay=0.05, warmup_epochs=0.2, min_lr=1e-5,
         grad_clip=5.0, balance="sampler", max_steps=140, input_size=64),
 }
-
-
-def jpeg_reencode(image: Image.Image, quality: int) -> Image.Image:
-    """The image JPEG-encoded in memory at ``quality`` with Pillow's defaults (4:2:0) and decoded again: the
-    reference code's compress_img (its misspelt ``optimice`` keyword is ignored by Pillow, so none here)."""
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, "JPEG", quality=quality)
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        return decoded.convert("RGB")
 
 
 class FitSize:

@@ -314,7 +314,7 @@ def test_safetensors_that_do_not_fit_the_architecture_say_what_differs(files: Pa
         load_detector(path, "safetensors", input_size=32, device=CPU, architecture="spectral-lr")
     with pytest.raises(DetectorLoadError, match="did you mean: spectral-lr"):
         load_detector(path, "safetensors", input_size=32, device=CPU, architecture="spectral_lr")
-    with pytest.raises(DetectorLoadError, match="is a embedding, not a detector|not a detector architecture"):
+    with pytest.raises(DetectorLoadError, match="not a detector architecture"):
         load_detector(path, "safetensors", input_size=32, device=CPU, architecture="triplet-absolute")
     with pytest.raises(ValueError, match="needs the name of its zoo architecture"):
         load_detector(path, "safetensors", input_size=32, device=CPU)

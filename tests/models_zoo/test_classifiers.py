@@ -13,12 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
+from evaluation.perturbations import jpeg_reencode
 from models_zoo.classifiers import ImageClassifierDetector, build
 from models_zoo.recipes import (
     RECIPES,
     TrainImages,
     TrainProgress,
-    jpeg_reencode,
     learning_rate,
     main,
     save_weights,
