@@ -44,7 +44,7 @@ data: migrate
 
 lint: setup-dev
 	$(BIN)/ruff check .
-	$(BIN)/lint-imports
+	PYTHONPATH=.:platform $(BIN)/lint-imports
 
 compose-check:
 	docker-compose -f docker-compose.yml config -q

@@ -8,6 +8,7 @@ The same path as the platform: the runner scores the split (verifying both files
 from __future__ import annotations
 
 import argparse
+import importlib
 import dataclasses
 import json
 import sys
@@ -58,8 +59,15 @@ def _table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _wire_zoo_architectures() -> None:
+    # Like the evaluation worker, the CLI is an evaluating process: it wires in the zoo's architectures for
+    # safetensors files. The zoo sits above this library, so it is looked up by name, never imported here.
+    importlib.import_module("models_zoo.registry")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _wire_zoo_architectures()
     try:
         request = local_shard_request(
             args.detector, args.dataset, input_size=args.input_size, protocol=args.protocol, split=args.split,

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from evaluation.detectors.architectures import use_architectures
+from evaluation.errors import DetectorLoadError
+
 
 class UnknownModelError(ValueError):
     """A name that is not in the zoo; the message lists the closest valid names."""
@@ -120,3 +123,19 @@ def uploadable_names() -> list[str]:
 
 def _load_cards() -> None:
     importlib.import_module("models_zoo.cards")  # declares every card once (a module runs once)
+
+
+def build_detector_architecture(name: str, input_size: int) -> Any:
+    """The untrained detector ``name`` at ``input_size``, for a safetensors upload naming it (the evaluating
+    process wires this in with ``evaluation.detectors.architectures.use_architectures``)."""
+    try:
+        card = get_card(name)
+    except UnknownModelError as error:
+        raise DetectorLoadError(str(error)) from None
+    if not card.uploadable:
+        raise DetectorLoadError(f"The zoo entry {name!r} ({card.kind}) is not a detector architecture.")
+    return create_model(name, input_size=input_size)
+
+
+# Importing the registry is what wires the zoo into the evaluation library's loader.
+use_architectures(build_detector_architecture)

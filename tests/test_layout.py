@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -108,3 +109,19 @@ def test_the_web_process_never_imports_torch() -> None:
     )
     printed = _python("", args=["manage.py", "shell", "-c", code])
     assert printed.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize(("module", "line"), [
+    ("evaluation/_probe_cycle.py", "import models_zoo.registry\n"),  # the library reaching up into the zoo
+    ("platform/spectra/_probe_torch.py", "import torch\n"),  # the web process importing torch
+])
+def test_import_linter_contracts_fail_on_a_violation(tmp_path: Path, module: str, line: str) -> None:
+    for part in ("evaluation", "models_zoo", "evalworker", "platform/spectra"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    (tmp_path / module).write_text(line)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports"))], cwd=tmp_path, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{tmp_path / 'platform'}"},
+    )
+    assert result.returncode != 0 and "BROKEN" in result.stdout, result.stdout + result.stderr

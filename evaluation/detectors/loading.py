@@ -20,6 +20,7 @@ import onnxruntime
 import torch
 from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
+from evaluation.detectors.architectures import build_architecture
 from evaluation.detectors.formats import ArtifactFormat, sniff_artifact
 from evaluation.errors import ArtifactRejected, DetectorLoadError, DetectorOutputError, EvaluationError
 
@@ -173,15 +174,7 @@ def _load_torchscript(path: Path, input_size: int, device: torch.device) -> Dete
 def _load_safetensors(path: Path, architecture: str, input_size: int, device: torch.device) -> Detector:
     from safetensors.torch import load_file
 
-    from models_zoo.registry import UnknownModelError, create_model, get_card
-
-    try:
-        card = get_card(architecture)
-    except UnknownModelError as error:
-        raise DetectorLoadError(str(error)) from None
-    if not card.uploadable:
-        raise DetectorLoadError(f"The zoo entry {architecture!r} ({card.kind}) is not a detector architecture.")
-    module = create_model(architecture, input_size=input_size)
+    module = build_architecture(architecture, input_size)
     state = load_file(str(path), device="cpu")  # data only: no code runs
     _check_state_dict(module.state_dict(), state, architecture)
     module.load_state_dict(state, strict=True)
