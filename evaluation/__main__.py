@@ -8,8 +8,8 @@ The same path as the platform: the runner scores the split (verifying both files
 from __future__ import annotations
 
 import argparse
-import importlib
 import dataclasses
+import importlib
 import json
 import sys
 from pathlib import Path

@@ -18,10 +18,10 @@ sys.modules.update({name: None for name in _BLOCKED})
 from celery import Celery  # noqa: E402
 from celery.exceptions import SoftTimeLimitExceeded  # noqa: E402
 
+import models_zoo.registry  # noqa: E402,F401,I001 - importing it wires the zoo's architectures into the loader
 from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest  # noqa: E402
 from evaluation.runner import run_shard  # noqa: E402
 from evaluation.version import EVALUATOR_VERSION  # noqa: E402
-import models_zoo.registry  # noqa: E402,F401,I001 - importing it wires the zoo's architectures into the loader
 from evalworker.broker import TASK_EVALUATE_SHARD, TASK_SHARD_DONE, TASK_SHARD_PROGRESS, celery_config  # noqa: E402
 
 log = logging.getLogger(__name__)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,26 +15,58 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def _builder_fingerprint() -> str:
+    """A hash of every source file that shapes the mini benchmark's bytes: a change to any of them rebuilds it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "evaluation").rglob("*.py")):
+        if "datasets" in path.parts or path.name == "perturbations.py":
+            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _cached_build(name: str, build: Callable[[Path], None]) -> Path:
+    """Build once into ``<SPECTRA_VAR_DIR>/test-cache/<name>-<fingerprint>`` and reuse it in later sessions.
+
+    Both CI passes (and a developer's reruns) share it, so the mini benchmark is built once per CI run; the
+    fingerprint keys it to the builder's code, and the build lands under its final name only when complete.
+    """
+    var_dir = Path(os.environ.get("SPECTRA_VAR_DIR", ROOT / "var" / "test"))
+    target = var_dir / "test-cache" / f"{name}-{_builder_fingerprint()}"
+    if not (target / ".complete").is_file():
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        build(partial)
+        (partial / ".complete").touch()
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    return target
+
+
 @pytest.fixture(scope="session")
-def mini_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real mini benchmark, built once per test session by the same code as the command."""
+def mini_root() -> Path:
+    """The real mini benchmark, built by the same code as the command, once per builder version (see above)."""
     from evaluation.datasets.mini import build_mini_benchmark
 
-    cached = os.environ.get("SPECTRA_TEST_MINI_ROOT")  # lets a developer reuse a build between runs
+    cached = os.environ.get("SPECTRA_TEST_MINI_ROOT")  # lets a developer point at a build of their own
     if cached and Path(cached, "manifest.jsonl").is_file():
         return Path(cached)
-    root = tmp_path_factory.mktemp("mini") / "dataset"
-    build_mini_benchmark(root, seed=0)
-    return root
+    return _cached_build("mini", lambda folder: build_mini_benchmark(folder / "dataset", seed=0)) / "dataset"
 
 
 @pytest.fixture(scope="session")
-def mini_variant_roots(mini_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def mini_variant_roots(mini_root: Path) -> dict[str, Path]:
     """The biased and unbiased versions of the session's mini build, made by the command's own builder."""
     from evaluation.datasets.mini.variants import build_mini_variants
 
-    base = tmp_path_factory.mktemp("mini_variants")
-    build_mini_variants(mini_root, base / "biased", base / "unbiased", seed=0)
+    def build(folder: Path) -> None:
+        build_mini_variants(mini_root, folder / "biased", folder / "unbiased", seed=0)
+
+    from evaluation.datasets.manifest import manifest_sha256
+
+    base = _cached_build(f"mini-variants-{manifest_sha256(mini_root / 'manifest.jsonl')[:12]}", build)
     return {"biased": base / "biased", "unbiased": base / "unbiased"}
 
 
