@@ -3,8 +3,8 @@
 Pipeline per image: 8-bit grey → unnormalised 2-D FFT → fftshift → +1e-8 → 20·ln|F| → azimuthal average
 (integer radius bins around ((W−1)/2, (H−1)/2), first and last bins dropped, as radialProfile.py) → a linear
 decision (logistic regression or SVM) or two k-means centres. Training reads image files to the grey the
-authors' ``cv2.imread(path, 0)`` gives (``read_gray``) and computes profiles with ``profiles`` (numpy and torch's
-FFT, threads over images); ``SpectralDetector`` is one torch module with the feature pipeline (grey by ``luma``
+authors' ``cv2.imread(path, 0)`` gives (``read_gray``) and computes profiles with ``profiles`` (scipy's FFT and
+numpy, threads over images); ``SpectralDetector`` is one torch module with the feature pipeline (grey by ``luma``
 from the RGB the platform hands it) and the decision inside, so it exports and is evaluated like an upload.
 """
 from __future__ import annotations
@@ -18,21 +18,21 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
+import scipy.sparse
 import torch
 from torch import nn
 
+from models_zoo.cards import SPECTRAL_PROFILE_VERSION
 from models_zoo.registry import register_model
 
 EPS = 1e-8
-# Version of the profiles' numbers: 2 = grey read from files as cv2.imread(path, 0) does (the JPEG decoder's Y
-# plane; libpng's grey for PNG), and ``luma`` = libpng's RGB→grey; 1 = rounded 0.299 R + 0.587 G + 0.114 B of the RGB.
-PROFILE_VERSION = 2
 
 # RGB→grey weights in fixed point, as the two libraries behind cv2.imread(path, 0) apply them:
 LIBPNG_GRAY = (9797, 19234, 3737)  # png_set_rgb_to_gray(0.299, 0.587): ⌊(r·R + g·G + b·B) / 2^15⌋, truncated
 OPENCV_GRAY = (4899, 9617, 1868)  # cvtColor RGB2GRAY (BMP, TIFF, …): ⌊(r·R + g·G + b·B + 2^13) / 2^14⌋, rounded
 SRGB_GAMMA = 45455  # the file gamma (×10^5) libpng assumes for a PNG with an sRGB chunk
-TASK_PIXELS = 1 << 19  # pixels one thread transforms at a time: a few MB of spectrum, so it stays in cache
+TASK_PIXELS = 1 << 16  # pixels one thread transforms at a time (one 256 px image): its spectrum stays in cache
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,15 @@ class Rings:
     (−u, −v) that the elements of columns 1 … ``mirrored_columns``−1 also stand for: a real image's spectrum is
     Hermitian, |F(−u,−v)| = |F(u,v)|, and adding the real ε keeps that; columns 0 and W/2 are their own
     mirror's column. Rings are around ((W−1)/2, (H−1)/2) of the *fftshifted* spectrum; no fftshift is done on
-    data. ``counts``: pixels per ring of the full spectrum (all rings; the profile drops the first and last)."""
+    data. ``counts``: pixels per ring of the full spectrum (all rings; the profile drops the first and last).
+    ``sums``: the same map as a sparse bins × elements matrix (entry 2 where an element and its mirror share a
+    ring), so one product gives an image's ring sums. Shared: never write to any of them."""
 
     own: np.ndarray
     mirror: np.ndarray
     mirrored_columns: int
     counts: np.ndarray
+    sums: scipy.sparse.csr_array
 
     @property
     def bins(self) -> int:
@@ -61,20 +64,25 @@ def _ring(u: np.ndarray, v: np.ndarray, height: int, width: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def ring_index(height: int, width: int) -> Rings:
-    """The rings of one image size, computed once per process and shared by every path (read-only arrays)."""
+    """The rings of one image size, computed once per process and shared by every path."""
     u, k = np.meshgrid(np.arange(height), np.arange(width // 2 + 1), indexing="ij")
-    own = _ring(u, k, height, width)
+    own = _ring(u, k, height, width).ravel()
     mirrored_columns = (width + 1) // 2
-    mirror = _ring(-u[:, 1:mirrored_columns], -k[:, 1:mirrored_columns], height, width)
+    mirror = _ring(-u[:, 1:mirrored_columns], -k[:, 1:mirrored_columns], height, width).ravel()
     counts = np.bincount(_ring(*np.indices((height, width)), height, width).ravel()).astype(np.float64)
+    elements = np.arange(own.size).reshape(u.shape)
+    columns = np.concatenate([elements.ravel(), elements[:, 1:mirrored_columns].ravel()])
+    sums = scipy.sparse.csr_array((np.ones(columns.size), (np.concatenate([own, mirror]), columns)),
+                                  shape=(len(counts), own.size))
+    sums.sum_duplicates()
     for array in (own, mirror, counts):
         array.flags.writeable = False
-    return Rings(own.ravel(), mirror.ravel(), mirrored_columns, counts)
+    return Rings(own, mirror, mirrored_columns, counts, sums)
 
 
 def _ring_sums(gray: np.ndarray, rings: Rings, out: np.ndarray) -> None:
     """Per image of an N×H×W chunk, the sum over each ring of ln|F + ε|² (F the unnormalised 2-D DFT)."""
-    spectrum = torch.fft.rfft2(torch.from_numpy(np.array(gray, dtype=np.float64))).numpy()
+    spectrum = scipy.fft.rfft2(np.asarray(gray, dtype=np.float64), workers=1)  # the pool runs the tasks in parallel
     real = spectrum.real
     real += EPS
     # ln((Re F + ε)² + (Im F)²) = 2·ln|F + ε| without complex abs (a hypot per element); numpy's log is several
@@ -83,8 +91,7 @@ def _ring_sums(gray: np.ndarray, rings: Rings, out: np.ndarray) -> None:
     power += np.square(spectrum.imag)
     np.log(power, out=power)
     for image, sums in zip(power, out, strict=True):
-        sums[:] = np.bincount(rings.own, image.ravel(), rings.bins)
-        sums += np.bincount(rings.mirror, image[:, 1:rings.mirrored_columns].ravel(), rings.bins)
+        sums[:] = rings.sums @ image.ravel()
 
 
 @functools.lru_cache(maxsize=1)
@@ -321,7 +328,7 @@ def few_shot_curve(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray
     of n/2 real and n/2 generated training profiles (seeded), each method fitted and scored on the whole test
     set; mean and standard deviation per size of the balanced accuracy (the mean of the accuracies on real and
     on generated, so an unbalanced test split is judged like the paper's balanced one). Sizes larger than the
-    pool are skipped. The result names the ``PROFILE_VERSION`` of the profiles it is meant for."""
+    pool are skipped. The result names the ``SPECTRAL_PROFILE_VERSION`` of the profiles it is meant for."""
     rng = np.random.default_rng(seed)
     real, fake = np.flatnonzero(train_labels == 0), np.flatnonzero(train_labels == 1)
     usable = [n for n in sizes if n // 2 <= min(len(real), len(fake)) and n >= 2]
@@ -333,7 +340,7 @@ def few_shot_curve(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray
                 decision = fit_decision(train[pick], train_labels[pick], method, seed=r)
                 predicted = (test @ decision.weight + decision.bias) > 0
                 accuracy[method][i, r] = balanced_accuracy(predicted, test_labels)
-    return {"sizes": usable, "repeats": repeats, "seed": seed, "profile_version": PROFILE_VERSION,
+    return {"sizes": usable, "repeats": repeats, "seed": seed, "profile_version": SPECTRAL_PROFILE_VERSION,
             "methods": {m: {"mean": a.mean(axis=1).tolist(), "std": a.std(axis=1).tolist()} for m, a in accuracy.items()}}
 
 

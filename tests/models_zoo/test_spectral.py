@@ -15,10 +15,10 @@ from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
+from models_zoo.cards import SPECTRAL_PROFILE_VERSION
 from models_zoo.registry import create_model
 from models_zoo.spectral import (
     EPS,
-    PROFILE_VERSION,
     RadialProfile,
     fit_detector,
     luma,
@@ -323,7 +323,7 @@ def test_the_few_shot_curve_is_seeded_and_equals_a_direct_fit() -> None:
     test = np.r_[rng.normal(0, 1, (100, 5)), rng.normal(1.5, 1, (100, 5))]
     test_labels = np.r_[np.zeros(100, int), np.ones(100, int)]
     curve = few_shot_curve(train, labels, test, test_labels, sizes=(20, 100, 500), repeats=1, seed=4, methods=("lr",))
-    assert curve["sizes"] == [20, 100] and curve["profile_version"] == PROFILE_VERSION  # 500 needs 250 per class
+    assert curve["sizes"] == [20, 100] and curve["profile_version"] == SPECTRAL_PROFILE_VERSION  # 500 needs 250 per class
     assert curve == few_shot_curve(train, labels, test, test_labels, sizes=(20, 100, 500), repeats=1, seed=4,
                                    methods=("lr",))
     # The same draws, fitted by scikit-learn directly.
