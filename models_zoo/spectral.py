@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -85,8 +86,7 @@ def _ring_sums(gray: np.ndarray, rings: Rings, out: np.ndarray) -> None:
     spectrum = scipy.fft.rfft2(np.asarray(gray, dtype=np.float64), workers=1)  # the pool runs the tasks in parallel
     real = spectrum.real
     real += EPS
-    # ln((Re F + ε)² + (Im F)²) = 2·ln|F + ε| without complex abs (a hypot per element); numpy's log is several
-    # times faster than torch's in float64.
+    # ln((Re F + ε)² + (Im F)²) = 2·ln|F + ε| without complex abs (a hypot per element).
     power = np.square(real)
     power += np.square(spectrum.imag)
     np.log(power, out=power)
@@ -97,6 +97,9 @@ def _ring_sums(gray: np.ndarray, rings: Rings, out: np.ndarray) -> None:
 @functools.lru_cache(maxsize=1)
 def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max(1, torch.get_num_threads()), thread_name_prefix="spectral")
+
+
+os.register_at_fork(after_in_child=_pool.cache_clear)  # a forked child has none of the parent's threads
 
 
 def profiles(gray: np.ndarray) -> np.ndarray:
@@ -157,8 +160,9 @@ def read_gray(path: Path) -> np.ndarray:
 
     JPEG: the decoder's own luminance plane (libjpeg decodes Y only, no chroma upsampling or colour conversion;
     Pillow does the same when drafted to "L"). PNG: libpng's grey (``_png_gray``); grey PNGs as stored, 16-bit
-    ones cut to their high byte (16-bit colour PNGs are converted from Pillow's 8-bit RGB, within one level of
-    libpng's 16-bit sum). Other formats: OpenCV's cvtColor weights, rounded. Needs no OpenCV."""
+    ones cut to their high byte. Other formats: OpenCV's cvtColor weights, rounded. Equal to OpenCV's result
+    except for 16-bit colour PNGs and WebP (OpenCV converts those at other precisions): within one grey level
+    there. Needs no OpenCV."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
