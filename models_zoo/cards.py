@@ -4,6 +4,10 @@ from __future__ import annotations
 from evaluation.citations import UNMASKING_DEEPFAKES
 from models_zoo.registry import Card, Reported, add_card
 
+# The spectral profiles' numbers: 2 = grey read from files as cv2.imread(path, 0) does and libpng's grey in the
+# detector; 1 = the rounded 0.299 R + 0.587 G + 0.114 B of the RGB decode. Bump it when the numbers change.
+SPECTRAL_PROFILE_VERSION = 2
+
 _SPECTRAL_COMMON = dict(
     kind="detector",
     paper="Unmasking DeepFakes with simple Features",
@@ -14,9 +18,12 @@ _SPECTRAL_COMMON = dict(
     licence="Reference code: cc-hpc-itwm/DeepFakeDetection (no licence file); this implementation: the project's.",
     input_contract="N×3×S×S RGB floats in [0, 1], any square S (the profile length follows S: 64 px → 43 values).",
     preprocessing=(
-        "8-bit luma (0.299 R + 0.587 G + 0.114 B, rounded, as cv2.imread(path, 0)); unnormalised 2-D FFT, fftshift, "
-        "+1e-8, 20·ln|F|; azimuthal average over integer radii around ((W−1)/2, (H−1)/2), dropping the first bin "
-        "(DC) and the outermost bin (the reference's radialProfile.py). No resizing of images."
+        "8-bit grey as the authors' cv2.imread(path, 0): training reads a JPEG's decoded luminance (Y) plane, a "
+        "PNG's grey as libpng makes it (0.299 R + 0.587 G + 0.114 B in 1/32768 steps, truncated; in linear light "
+        "when the file declares a gamma), other formats with OpenCV's rounded weights, EXIF orientation applied. "
+        "The detector itself gets RGB and takes libpng's truncated grey of it. Then the unnormalised 2-D FFT, "
+        "fftshift, +1e-8, 20·ln|F|; azimuthal average over integer radii around ((W−1)/2, (H−1)/2), dropping the "
+        "first bin (DC) and the outermost bin (the reference's radialProfile.py). No resizing of images."
     ),
     reported=(
         Reported("Faces-HQ, 20 training samples, SVM and logistic regression", "100 %", "[fig]"),
@@ -27,7 +34,16 @@ _SPECTRAL_COMMON = dict(
     choices=(
         "The raw profile is the feature (the reference's Faces-HQ recipe); the CelebA/FF++ interpolation to N "
         "values with division by the first element is not used.",
-        "Batched with torch.fft on a precomputed radial-bin index; equal to the per-image numpy reference.",
+        f"Profiles version {SPECTRAL_PROFILE_VERSION}: grey read from files as cv2.imread(path, 0) (version 1 took "
+        "the rounded luma of the RGB decode). Batched: real FFT of half the spectrum, 10·ln of the power, ring sums by one sparse product "
+        "with rings cached per image size; equal to the authors' per-image algorithm within 1e-10 relative at 256 "
+        "and 1024 px (perf/spectral_features.py times the two).",
+        "Grey inside the detector versus from files: for a PNG without a gamma chunk (every mini-benchmark image) "
+        "the two are the same. For a JPEG the platform's RGB has upsampled chroma and converted colour, so its grey "
+        "differs from the Y plane the paper trains on by about half a level on average (up to ~20 where colour "
+        "changes sharply); profile values (~110–300) move by ~0.1–0.2 on average and up to ~3.5 in the "
+        "highest-frequency rings (three scikit-image photos, JPEG quality 95 and 75). A detector trained from JPEG "
+        "files is scored on slightly different features than it was fitted on.",
         "Exported as one TorchScript module (features + linear decision), so it is evaluated exactly like an upload.",
     ),
 )
@@ -36,7 +52,8 @@ add_card(Card(
     name="spectral-lr", title="Spectral profile + logistic regression",
     builder="models_zoo.spectral:build_logistic", trainer="models_zoo.spectral:train_logistic",
     **_SPECTRAL_COMMON | {"choices": _SPECTRAL_COMMON["choices"] + (
-        "LogisticRegression(solver='liblinear', max_iter=1000) as in the notebooks; its logit is the output.",)},
+        "LogisticRegression(solver='liblinear', max_iter=1000) as in the notebooks, seeded (liblinear shuffles); "
+        "its logit is the output.",)},
 ))
 add_card(Card(
     name="spectral-svm", title="Spectral profile + linear SVM",
