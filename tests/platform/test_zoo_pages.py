@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -123,3 +124,56 @@ def test_one_seed_shows_no_spread(client, db) -> None:
     _zoo_rows(benchmark, versions, "swin-t", accuracy, {k: {"unbiased": 0.02} for k in accuracy})
     cells = _effect_rows(client.get(reverse("zoo-detail", args=["swin-t"])).content.decode())["unbiased"]
     assert cells[2] == "1" and cells[5] == "0.150" and "±" not in cells[5]
+
+
+def test_the_plan_holds_three_seeds_per_version_for_the_debiasing_pairs_and_one_row_otherwise(mini_dataset) -> None:
+    from models_zoo.cards import DEBIASING_SEEDS
+    from spectra.zoo.services import trainable_entries, zoo_preparation_plan
+
+    planned = zoo_preparation_plan(dataset=mini_dataset)
+    keys = [(r.entry, r.trained_on, r.seed) for r in planned]
+    expected = [(card.name, variant, seed) for card in trainable_entries() for variant in card.trained_on
+                for seed in (DEBIASING_SEEDS if card.name in ("resnet50", "swin-t") else (0,))]
+    assert keys == expected and len(DEBIASING_SEEDS) >= 3
+    assert {r.stage for r in planned} == {"waiting"}
+    assert [r.pk for r in zoo_preparation_plan(dataset=mini_dataset)] == [r.pk for r in planned]  # idempotent
+
+
+def test_a_row_that_cannot_be_trained_is_recorded_in_plain_words_and_the_rest_go_on(mini_dataset) -> None:
+    from django.core.management.base import CommandError
+
+    from spectra.zoo.models import ZooPreparation
+
+    # The mini benchmark here has only its original version: ResNet-50's rows need the biased and unbiased ones.
+    with pytest.raises(CommandError, match="6 zoo row"):
+        call_command("zoo_baselines", "--entry", "resnet50", stdout=io.StringIO(), stderr=io.StringIO())
+    records = ZooPreparation.objects.filter(entry="resnet50")
+    assert records.count() == 6 and {r.stage for r in records} == {"failed"}
+    assert "has no biased dataset yet" in records.get(trained_on="biased", seed=1).error
+
+
+def test_the_preparation_progress_is_on_the_home_and_zoo_pages(client, mini_dataset) -> None:
+    from spectra.submissions.models import Artifact, Submission
+    from spectra.zoo.models import ZooPreparation
+    from spectra.zoo.services import zoo_owner
+
+    def row(status: str, error: str = "") -> Submission:
+        artifact = Artifact.objects.create(owner=zoo_owner(), format="safetensors", sha256=status.ljust(64, "0"),
+                                           size=1, architecture="resnet50", file=f"artifacts/{status}.safetensors")
+        return Submission.objects.create(name=status, owner=zoo_owner(), artifact=artifact, error=error,
+                                         benchmark=mini_dataset.benchmark, dataset=mini_dataset, status=status)
+
+    states = [("submitted", row("done"), ""), ("submitted", row("queued"), ""), ("training", None, ""),
+              ("waiting", None, ""), ("failed", None, "training failed (RuntimeError: out of memory)"),
+              ("submitted", row("failed", "the detector returned NaN for 3 images"), "")]
+    for seed, (stage, submission, error) in enumerate(states):
+        ZooPreparation.objects.create(dataset=mini_dataset, entry="resnet50", trained_on="biased", seed=seed,
+                                      stage=stage, submission=submission, error=error)
+    for url in (reverse("home"), reverse("zoo"), reverse("zoo-detail", args=["resnet50"])):
+        page = client.get(url).content.decode()
+        assert "Preparing the zoo: 1 of 6" in page, url
+        assert "resnet50 trained on biased, seed 1 (evaluating); resnet50 trained on biased, seed 2 (training)" in page
+        assert "resnet50 trained on biased, seed 4 failed: training failed (RuntimeError: out of memory)" in page
+        assert "seed 5 failed: its evaluation failed: the detector returned NaN for 3 images" in page
+    ZooPreparation.objects.exclude(seed=0).delete()
+    assert "The zoo's baseline rows are ready: 1 of 1 evaluated." in client.get(reverse("home")).content.decode()
