@@ -13,8 +13,9 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 # The site serves as soon as the mini benchmark is built (~1.5 min); runstack then prepares the zoo (its
 # experiments and baseline rows, ~30 min of CPU) in the background, behind people's uploads.
+# `make run RUN_ARGS="--addr 0.0.0.0:8080 --no-zoo"` passes options to runstack.
 run: setup
-	$(BIN)/python manage.py runstack
+	$(BIN)/python manage.py runstack $(RUN_ARGS)
 
 test: setup-dev
 	SPECTRA_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest $(PYTEST_ARGS)
