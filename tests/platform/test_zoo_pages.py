@@ -112,6 +112,7 @@ def test_the_debiasing_effect_is_the_mean_over_seeds_with_their_spread_and_a_com
         assert cells[7] == " · ".join(f"seed {s}: {u[s] - b[s]:.3f}" for s in (0, 1, 2))
     first = accuracy[(0, "biased")]
     assert f"biased {first['biased']:.3f} · unbiased {first['unbiased']:.3f}" in page  # each row's own means
+    assert page.count("<td>unbiased, seed 2</td>") == 1 and page.count("<td>biased, seed 3</td>") == 1
 
 
 def test_one_seed_shows_no_spread(client, db) -> None:

@@ -38,7 +38,7 @@ def zoo_experiment_list(*, entry: str) -> QuerySet[ZooExperiment]:
 def zoo_submission_list(*, entry: str) -> QuerySet[Submission]:
     """The entry's baseline rows (submitted through the upload path) with their other exports, newest first."""
     return (Submission.objects.filter(zoo_entry=entry).select_related("artifact", "benchmark", "dataset")
-            .prefetch_related("zoo_exports__artifact"))
+            .prefetch_related("zoo_exports__artifact", "zoo_preparations"))
 
 
 def zoo_row_accuracy(*, rows: list[Submission]) -> dict[int, list[tuple[str, float]]]:
