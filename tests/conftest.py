@@ -100,10 +100,11 @@ def _test_database_url() -> str:
 
 
 def _purge_queues() -> None:
+    from evalworker.broker import EVAL_QUEUES, PLATFORM_QUEUE
     from spectra.celery import app
 
     with app.connection_for_write() as connection:
-        for queue in ("eval", "platform"):
+        for queue in (*EVAL_QUEUES, PLATFORM_QUEUE):
             try:
                 connection.default_channel.queue_purge(queue)
             except Exception:  # a queue that was never declared has nothing to purge

@@ -1,15 +1,18 @@
-"""The Celery settings both workers share: late acks, prefetch 1, time limits, and the two queues."""
+"""The Celery settings both workers share: late acks, prefetch 1, time limits, the queues and their order."""
 from __future__ import annotations
 
 import pytest
 
 from evalworker.broker import (
     EVAL_QUEUE,
+    EVAL_QUEUES,
     PLATFORM_QUEUE,
     TASK_EVALUATE_SHARD,
     TASK_SHARD_DONE,
     TASK_SHARD_PROGRESS,
+    ZOO_EVAL_QUEUE,
     celery_config,
+    evaluation_queue,
 )
 
 
@@ -52,3 +55,74 @@ def test_the_evaluation_worker_environment_holds_no_secrets(monkeypatch: pytest.
     monkeypatch.setenv("PGPASSWORD", "p")
     env = evaluation_worker_env()
     assert not {"DATABASE_URL", "DJANGO_SECRET_KEY", "DJANGO_SETTINGS_MODULE", "PGPASSWORD"} & set(env)
+
+
+def test_people_and_the_zoo_have_their_own_queues_read_people_first() -> None:
+    assert (evaluation_queue(zoo=False), evaluation_queue(zoo=True)) == (EVAL_QUEUE, ZOO_EVAL_QUEUE)
+    assert EVAL_QUEUES == (EVAL_QUEUE, ZOO_EVAL_QUEUE)
+    assert sorted(EVAL_QUEUES) == list(EVAL_QUEUES)  # Redis reads them in sorted order
+
+
+def test_redis_reads_queues_in_sorted_order_and_outwaits_the_longest_shard(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+    config = celery_config()
+    assert config["broker_transport_options"]["queue_order_strategy"] == "sorted"
+    assert config["broker_transport_options"]["visibility_timeout"] > config["task_time_limit"]
+    assert "broker_transport" not in config
+
+
+def test_the_filesystem_transport_hands_out_every_persons_message_before_the_zoos(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """kombu itself, no Celery: zoo messages first, then people's, read by one consumer of both queues."""
+    from kombu import Connection, Consumer, Queue
+
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    monkeypatch.setenv("SPECTRA_VAR_DIR", str(tmp_path))
+    config = celery_config()
+    queues = [Queue(name, routing_key=name) for name in (ZOO_EVAL_QUEUE, EVAL_QUEUE)]  # consumed zoo first, even
+    with Connection(config["broker_url"], transport=config["broker_transport"],
+                    transport_options=config["broker_transport_options"]) as connection:
+        producer = connection.Producer()
+        for i in range(3):
+            producer.publish({"n": f"zoo{i}"}, routing_key=ZOO_EVAL_QUEUE, declare=queues)
+        for i in range(2):
+            producer.publish({"n": f"person{i}"}, routing_key=EVAL_QUEUE, declare=queues)
+        got: list[str] = []
+
+        def take(body: dict, message) -> None:  # noqa: ANN001 - kombu's callback
+            got.append(body["n"])
+            message.ack()
+
+        with Consumer(connection, queues, callbacks=[take]):
+            while len(got) < 5:
+                connection.drain_events(timeout=5)
+    assert got == ["person0", "person1", "zoo0", "zoo1", "zoo2"]
+
+
+def test_runstack_starts_the_zoo_only_once_the_site_answers() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from spectra.core.management.commands.runstack import wait_until_serving
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            port = server.getsockname()[1]
+            assert not wait_until_serving(f"127.0.0.1:{port}", sleeper, timeout=1.0)  # bound, not listening yet
+            server.listen()
+            assert wait_until_serving(f"127.0.0.1:{port}", sleeper, timeout=5.0)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not wait_until_serving(f"127.0.0.1:{port}", sleeper, timeout=30.0)  # a dead server: no waiting
+
+
+def test_the_evaluation_workers_read_both_queues() -> None:
+    from spectra.core.management.commands.runstack import worker_commands
+
+    for name, command, _ in worker_commands("celery", evaluation_workers=2):
+        queues = command[command.index("--queues") + 1]
+        assert queues == ("platform" if name == "platform worker" else f"{EVAL_QUEUE},{ZOO_EVAL_QUEUE}")

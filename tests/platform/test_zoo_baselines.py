@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from spectra.submissions.models import Submission
+from spectra.zoo.models import ZooPreparation
 from tests.reference import expected_metrics, load_images, split_rows
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
@@ -42,6 +43,9 @@ def test_the_spectral_baseline_row_is_evaluated_through_the_upload_path(client, 
     again = io.StringIO()
     call_command("zoo_baselines", "--entry", "spectral-lr", stdout=again)  # idempotent
     assert "is done" in again.getvalue() and Submission.objects.filter(zoo_entry="spectral-lr").count() == 1
+    record = ZooPreparation.objects.get(entry="spectral-lr")
+    assert (record.trained_on, record.seed, record.stage, record.submission_id) == ("original", 0, "submitted", done.pk)
+    assert done.name.endswith("(zoo, trained on original, seed 0)")
 
     # The evaluated weights, rebuilt by hand in the registered architecture, and the TorchScript and ONNX exports
     # of the same weights all score the test split alike.

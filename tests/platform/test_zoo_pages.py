@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
+import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -49,35 +51,130 @@ def test_the_triplet_label_noise_experiment_is_stored_and_tabled(client, mini_da
     assert 'id="label-noise"' in page and page.count("<td>absolute</td>") == 3
 
 
-def test_the_debiasing_effect_is_the_difference_of_the_two_rows_with_combined_intervals(client, db) -> None:
-    import math
-
-    from spectra.benchmarks.models import Benchmark, Dataset
+def _zoo_rows(benchmark, versions, entry: str, accuracy: dict, halves: dict) -> None:
+    """Stored results of zoo rows: accuracy[(seed, trained_on)][test version], 95 % half-widths alike."""
     from spectra.submissions.models import Artifact, Result, Submission
+    from spectra.zoo.models import ZooPreparation
     from spectra.zoo.services import zoo_owner
 
-    benchmark = Benchmark.objects.create(slug="mini", name="Mini (synthetic)")
-    versions = {v: Dataset.objects.create(benchmark=benchmark, variant=v, manifest_sha256=v * 8, root=f"/data/{v}")
-                for v in ("biased", "unbiased")}
-    owner, means = zoo_owner(), {}
-    for trained_on, accuracy in (("biased", {"biased": 0.95, "unbiased": 0.60}),
-                                 ("unbiased", {"biased": 0.90, "unbiased": 0.75})):
-        artifact = Artifact.objects.create(owner=owner, format="safetensors", sha256=trained_on * 8, size=1,
-                                           architecture="resnet50", file=f"artifacts/{trained_on}.safetensors")
-        row = Submission.objects.create(name=trained_on, owner=owner, artifact=artifact, benchmark=benchmark,
-                                        dataset=versions["biased"], zoo_entry="resnet50", zoo_trained_on=trained_on,
+    for (seed, trained_on), by_variant in accuracy.items():
+        sha = f"{trained_on}{seed}".ljust(64, "0")
+        artifact = Artifact.objects.create(owner=zoo_owner(), format="safetensors", sha256=sha, size=1,
+                                           architecture=entry, file=f"artifacts/{sha}.safetensors")
+        row = Submission.objects.create(name=sha, owner=zoo_owner(), artifact=artifact, benchmark=benchmark,
+                                        dataset=versions["original"], zoo_entry=entry, zoo_trained_on=trained_on,
                                         status="done")
-        for variant, value in accuracy.items():
-            half = 0.03 if trained_on == "biased" else 0.04
+        ZooPreparation.objects.create(dataset=versions["original"], entry=entry, trained_on=trained_on, seed=seed,
+                                      stage="submitted", submission=row)
+        for variant, value in by_variant.items():
+            half = halves[(seed, trained_on)][variant]
             Result.objects.create(submission=row, dataset=versions[variant], protocol="cross-generator",
                                   protocol_version=4, subset="mean", metrics={"acc_mean": value},
                                   intervals={"acc_mean": [value - half, value + half]}, evaluator_version="t",
-                                  manifest_sha256="m", artifact_sha256=artifact.sha256)
-            means[(trained_on, variant)] = value
-    page = client.get(reverse("zoo-detail", args=["resnet50"])).content.decode()
-    assert "biased 0.950 · unbiased 0.600" in page and "biased 0.900 · unbiased 0.750" in page  # the rows' means
+                                  manifest_sha256="m", artifact_sha256=sha)
+
+
+def _effect_rows(page: str) -> dict[str, list[str]]:
+    """The debiasing table's cells by test version, as the page shows them."""
+    import re
+
     table = page[page.index('id="debiasing-effect"'):]
-    # tested on unbiased: 0.75 − 0.60 = +0.150, half-width hypot(0.03, 0.04) = 0.05
-    assert "<td>unbiased</td>" in table and "0.150" in table and "[0.100, 0.200]" in table
-    assert "<td>biased</td>" in table and "-0.050" in table and "[-0.100, 0.000]" in table
-    assert math.isclose(math.hypot(0.03, 0.04), 0.05)
+    table = table[:table.index("</table>")]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in table.split("<tr>")[2:]]
+    return {cells[1]: cells for cells in rows}
+
+
+def test_the_debiasing_effect_is_the_mean_over_seeds_with_their_spread_and_a_combined_interval(client, db) -> None:
+    from spectra.benchmarks.models import Benchmark, Dataset
+
+    benchmark = Benchmark.objects.create(slug="mini", name="Mini (synthetic)")
+    versions = {v: Dataset.objects.create(benchmark=benchmark, variant=v, manifest_sha256=v * 8, root=f"/data/{v}")
+                for v in ("original", "biased", "unbiased")}
+    rng = np.random.default_rng(4)
+    keys = [(seed, t) for seed in (0, 1, 2) for t in ("biased", "unbiased")] + [(3, "biased")]  # seed 3: no pair
+    accuracy = {k: {v: float(rng.uniform(0.5, 0.95)) for v in ("biased", "unbiased")} for k in keys}
+    halves = {k: {v: float(rng.uniform(0.01, 0.05)) for v in ("biased", "unbiased")} for k in keys}
+    _zoo_rows(benchmark, versions, "resnet50", accuracy, halves)
+    page = client.get(reverse("zoo-detail", args=["resnet50"])).content.decode()
+    shown = _effect_rows(page)
+    assert set(shown) == {"biased", "unbiased"}
+    for variant, cells in shown.items():
+        # Independently: numpy over the three complete seeds; the mean's interval from each row's half-width.
+        b = np.array([accuracy[(s, "biased")][variant] for s in (0, 1, 2)])
+        u = np.array([accuracy[(s, "unbiased")][variant] for s in (0, 1, 2)])
+        squares = [halves[(s, t)][variant] ** 2 for s in (0, 1, 2) for t in ("biased", "unbiased")]
+        half = np.sqrt(np.sum(squares)) / 3
+        difference, spread = np.mean(u - b), np.std(u - b, ddof=1)
+        assert cells[2] == "3"
+        assert cells[3:5] == [f"{b.mean():.3f}", f"{u.mean():.3f}"]
+        assert cells[5] == f"{difference:.3f} ± {spread:.3f}"
+        assert cells[6] == f"[{difference - half:.3f}, {difference + half:.3f}]"
+        assert cells[7] == " · ".join(f"seed {s}: {u[s] - b[s]:.3f}" for s in (0, 1, 2))
+    first = accuracy[(0, "biased")]
+    assert f"biased {first['biased']:.3f} · unbiased {first['unbiased']:.3f}" in page  # each row's own means
+    assert page.count("<td>unbiased, seed 2</td>") == 1 and page.count("<td>biased, seed 3</td>") == 1
+
+
+def test_one_seed_shows_no_spread(client, db) -> None:
+    from spectra.benchmarks.models import Benchmark, Dataset
+
+    benchmark = Benchmark.objects.create(slug="mini", name="Mini (synthetic)")
+    versions = {v: Dataset.objects.create(benchmark=benchmark, variant=v, manifest_sha256=v * 8, root=f"/data/{v}")
+                for v in ("original", "biased", "unbiased")}
+    accuracy = {(0, "biased"): {"unbiased": 0.60}, (0, "unbiased"): {"unbiased": 0.75}}
+    _zoo_rows(benchmark, versions, "swin-t", accuracy, {k: {"unbiased": 0.02} for k in accuracy})
+    cells = _effect_rows(client.get(reverse("zoo-detail", args=["swin-t"])).content.decode())["unbiased"]
+    assert cells[2] == "1" and cells[5] == "0.150" and "±" not in cells[5]
+
+
+def test_the_plan_holds_three_seeds_per_version_for_the_debiasing_pairs_and_one_row_otherwise(mini_dataset) -> None:
+    from models_zoo.cards import DEBIASING_SEEDS
+    from spectra.zoo.services import trainable_entries, zoo_preparation_plan
+
+    planned = zoo_preparation_plan(dataset=mini_dataset)
+    keys = [(r.entry, r.trained_on, r.seed) for r in planned]
+    expected = [(card.name, variant, seed) for card in trainable_entries() for variant in card.trained_on
+                for seed in (DEBIASING_SEEDS if card.name in ("resnet50", "swin-t") else (0,))]
+    assert keys == expected and len(DEBIASING_SEEDS) >= 3
+    assert {r.stage for r in planned} == {"waiting"}
+    assert [r.pk for r in zoo_preparation_plan(dataset=mini_dataset)] == [r.pk for r in planned]  # idempotent
+
+
+def test_a_row_that_cannot_be_trained_is_recorded_in_plain_words_and_the_rest_go_on(mini_dataset) -> None:
+    from django.core.management.base import CommandError
+
+    from spectra.zoo.models import ZooPreparation
+
+    # The mini benchmark here has only its original version: ResNet-50's rows need the biased and unbiased ones.
+    with pytest.raises(CommandError, match="6 zoo row"):
+        call_command("zoo_baselines", "--entry", "resnet50", stdout=io.StringIO(), stderr=io.StringIO())
+    records = ZooPreparation.objects.filter(entry="resnet50")
+    assert records.count() == 6 and {r.stage for r in records} == {"failed"}
+    assert "has no biased dataset yet" in records.get(trained_on="biased", seed=1).error
+
+
+def test_the_preparation_progress_is_on_the_home_and_zoo_pages(client, mini_dataset) -> None:
+    from spectra.submissions.models import Artifact, Submission
+    from spectra.zoo.models import ZooPreparation
+    from spectra.zoo.services import zoo_owner
+
+    def row(status: str, error: str = "") -> Submission:
+        artifact = Artifact.objects.create(owner=zoo_owner(), format="safetensors", sha256=status.ljust(64, "0"),
+                                           size=1, architecture="resnet50", file=f"artifacts/{status}.safetensors")
+        return Submission.objects.create(name=status, owner=zoo_owner(), artifact=artifact, error=error,
+                                         benchmark=mini_dataset.benchmark, dataset=mini_dataset, status=status)
+
+    states = [("submitted", row("done"), ""), ("submitted", row("queued"), ""), ("training", None, ""),
+              ("waiting", None, ""), ("failed", None, "training failed (RuntimeError: out of memory)"),
+              ("submitted", row("failed", "the detector returned NaN for 3 images"), "")]
+    for seed, (stage, submission, error) in enumerate(states):
+        ZooPreparation.objects.create(dataset=mini_dataset, entry="resnet50", trained_on="biased", seed=seed,
+                                      stage=stage, submission=submission, error=error)
+    for url in (reverse("home"), reverse("zoo"), reverse("zoo-detail", args=["resnet50"])):
+        page = client.get(url).content.decode()
+        assert "Preparing the zoo: 1 of 6" in page, url
+        assert "resnet50 trained on biased, seed 1 (evaluating); resnet50 trained on biased, seed 2 (training)" in page
+        assert "resnet50 trained on biased, seed 4 failed: training failed (RuntimeError: out of memory)" in page
+        assert "seed 5 failed: its evaluation failed: the detector returned NaN for 3 images" in page
+    ZooPreparation.objects.exclude(seed=0).delete()
+    assert "The zoo's baseline rows are ready: 1 of 1 evaluated." in client.get(reverse("home")).content.decode()

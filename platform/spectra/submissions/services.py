@@ -24,7 +24,7 @@ from evaluation.errors import ArtifactRejected, DatasetError
 from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest
 from evaluation.protocols import get_protocol
 from evaluation.version import EVALUATOR_VERSION
-from evalworker.broker import TASK_EVALUATE_SHARD
+from evalworker.broker import TASK_EVALUATE_SHARD, evaluation_queue
 from models_zoo.registry import UnknownModelError, get_card, uploadable_names
 from spectra.benchmarks.models import Benchmark, Dataset
 from spectra.benchmarks.selectors import dataset_current, dataset_versions_evaluated, split_size
@@ -195,9 +195,11 @@ def shard_request_build(*, run: EvaluationRun) -> ShardRequest:
 
 
 def evaluation_runs_send(*, runs: list[EvaluationRun]) -> None:
-    """All shards as one Celery group on queue ``eval``: any number of evaluation workers share them. The
-    aggregate step is the platform worker's (shard_done_record), so no result backend is needed."""
-    signatures = [current_app.signature(TASK_EVALUATE_SHARD, args=[shard_request_build(run=run).to_dict()])
+    """All shards as one Celery group on queue ``eval`` (a zoo row's on ``eval-zoo``, read only when ``eval`` is
+    empty): any number of evaluation workers share them. The aggregate step is the platform worker's
+    (shard_done_record), so no result backend is needed."""
+    queue = evaluation_queue(zoo=bool(runs and runs[0].submission.zoo_entry))
+    signatures = [current_app.signature(TASK_EVALUATE_SHARD, args=[shard_request_build(run=run).to_dict()], queue=queue)
                   for run in runs]
     group(signatures).apply_async()
 

@@ -36,3 +36,34 @@ class ZooExport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.artifact} of {self.submission}"
+
+
+class ZooStage(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    TRAINING = "training", "Training"
+    SUBMITTED = "submitted", "Submitted"  # then evaluated like an upload: finished when its submission is done
+    FAILED = "failed", "Failed"
+
+
+class ZooPreparation(models.Model):
+    """One baseline row the zoo's preparation trains and submits (entry × training version × seed) for a ranked
+    dataset version, updated as it goes; it is the record behind "preparing the zoo: 3 of 9"."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="zoo_preparations",
+                                help_text="The ranked version the row is submitted on.")
+    entry = models.CharField(max_length=100)
+    trained_on = models.CharField(max_length=40, help_text="The dataset variant the detector is trained on.")
+    seed = models.PositiveIntegerField(default=0)
+    stage = models.CharField(max_length=20, choices=ZooStage.choices, default=ZooStage.WAITING)
+    error = models.TextField(blank=True, help_text="Why training or submitting failed, in plain words.")
+    submission = models.ForeignKey(Submission, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="zoo_preparations")
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "entry", "trained_on", "seed"],
+                                               name="unique_zoo_preparation")]
+
+    def __str__(self) -> str:
+        return f"{self.entry} ({self.trained_on}, seed {self.seed}) on {self.dataset}"

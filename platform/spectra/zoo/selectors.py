@@ -1,6 +1,9 @@
 """Reads of the zoo: cards come from the models_zoo registry (torch-free), experiments and rows from the database."""
 from __future__ import annotations
 
+import math
+import statistics
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
@@ -12,7 +15,7 @@ from spectra.core.errors import NotFoundError
 from spectra.leaderboards.selectors import MEAN_SUBSET, RANK_METRIC
 from spectra.submissions.models import Artifact, Result, Submission, SubmissionStatus
 from spectra.submissions.services import CROSS_GENERATOR
-from spectra.zoo.models import ZooExperiment
+from spectra.zoo.models import ZooExperiment, ZooPreparation, ZooStage
 
 EFFECT_METRIC = RANK_METRIC  # the paper's metric is accuracy: here the mean of the real and generated accuracies
 
@@ -35,7 +38,7 @@ def zoo_experiment_list(*, entry: str) -> QuerySet[ZooExperiment]:
 def zoo_submission_list(*, entry: str) -> QuerySet[Submission]:
     """The entry's baseline rows (submitted through the upload path) with their other exports, newest first."""
     return (Submission.objects.filter(zoo_entry=entry).select_related("artifact", "benchmark", "dataset")
-            .prefetch_related("zoo_exports__artifact"))
+            .prefetch_related("zoo_exports__artifact", "zoo_preparations"))
 
 
 def zoo_row_accuracy(*, rows: list[Submission]) -> dict[int, list[tuple[str, float]]]:
@@ -59,37 +62,123 @@ def zoo_artifact_get(*, entry: str, sha256: str) -> Artifact:
 
 @dataclass(frozen=True)
 class DebiasingEffect:
-    """Accuracy of the row trained on the unbiased version minus the row trained on the biased one, on one test
-    version: the effect the Unbiased GenImage paper reports (seeds.md §1.7), measured on this benchmark."""
+    """Accuracy of the rows trained on the unbiased version minus the rows trained on the biased one, on one test
+    version, over the seeds that have both rows: the effect the Unbiased GenImage paper reports (seeds.md §1.7),
+    measured on this benchmark."""
 
     benchmark: str
     variant: str  # the version both rows were scored on
-    biased: float
+    by_seed: tuple[tuple[int, float], ...]  # (seed, unbiased − biased) of each seed's pair of rows
+    biased: float  # means over the seeds
     unbiased: float
     difference: float
-    interval: list[float] | None
+    spread: float | None  # standard deviation of the seeds' differences (n − 1); None with one seed
+    interval: list[float] | None  # 95 % for the mean difference, from the rows' bootstrap intervals
+
+    @property
+    def seeds(self) -> int:
+        return len(self.by_seed)
+
+
+_Mean = tuple[float, list[float] | None]  # a row's mean accuracy on one version and its interval
+_SeedPair = tuple[int, _Mean, _Mean]  # seed, the biased-trained row's mean, the unbiased-trained row's
+
+
+def mean_difference_interval(differences: list[float], intervals: list[list[float] | None]) -> list[float] | None:
+    """An interval for the mean of k independent differences from their own intervals: the half-widths added in
+    quadrature, divided by k (the mean of independent normal errors). None when any has no interval."""
+    if not intervals or any(interval is None for interval in intervals):
+        return None
+    half = math.sqrt(sum(((high - low) / 2) ** 2 for low, high in intervals)) / len(intervals)
+    centre = statistics.fmean(differences)
+    return [centre - half, centre + half]
 
 
 def zoo_debiasing_effect(*, entry: str) -> list[DebiasingEffect]:
-    """One line per (benchmark, test version) where the entry's latest done rows trained on the biased and on
-    the unbiased version both have a clean cross-generator mean."""
-    rows = {(s.benchmark_id, s.zoo_trained_on): s for s in reversed(zoo_submission_list(entry=entry))
-            if s.status == SubmissionStatus.DONE and s.zoo_trained_on in ("biased", "unbiased")}
-    effects = []
-    for (benchmark_id, trained_on), unbiased_row in rows.items():
-        biased_row = rows.get((benchmark_id, "biased"))
-        if trained_on != "unbiased" or biased_row is None:
+    """One line per (benchmark, test version) over the seeds whose rows trained on the biased and on the unbiased
+    version are both done and have a clean cross-generator mean there."""
+    pairs: dict[tuple[int, int], dict[str, Submission]] = defaultdict(dict)
+    records = (ZooPreparation.objects.filter(entry=entry, trained_on__in=("biased", "unbiased"),
+                                             submission__status=SubmissionStatus.DONE, dataset__is_current=True)
+               .select_related("submission__benchmark").order_by("seed"))
+    for record in records:
+        pairs[(record.dataset_id, record.seed)][record.trained_on] = record.submission
+    by_line: dict[tuple[str, str], list[_SeedPair]] = defaultdict(list)
+    for (_, seed), rows in pairs.items():
+        if len(rows) < 2:
             continue
-        biased, unbiased = _means_by_variant(biased_row), _means_by_variant(unbiased_row)
-        for variant in [v for v in VARIANT_ORDER if v in biased and v in unbiased]:
-            (b, b_interval), (u, u_interval) = biased[variant], unbiased[variant]
-            effects.append(DebiasingEffect(unbiased_row.benchmark.name, variant, b, u, u - b,
-                                           difference_interval(u, u_interval, b, b_interval)))
-    return effects
+        biased, unbiased = _means_by_variant(rows["biased"]), _means_by_variant(rows["unbiased"])
+        for variant in (v for v in VARIANT_ORDER if v in biased and v in unbiased):
+            by_line[(rows["unbiased"].benchmark.name, variant)].append((seed, biased[variant], unbiased[variant]))
+    return [_effect(benchmark, variant, seeds) for (benchmark, variant), seeds in by_line.items()]
 
 
-def _means_by_variant(submission: Submission) -> dict[str, tuple[float, list[float] | None]]:
+def _effect(benchmark: str, variant: str, seeds: list[_SeedPair]) -> DebiasingEffect:
+    differences = [u - b for _, (b, _), (u, _) in seeds]
+    intervals = [difference_interval(u, u_interval, b, b_interval) for _, (b, b_interval), (u, u_interval) in seeds]
+    return DebiasingEffect(
+        benchmark=benchmark, variant=variant,
+        by_seed=tuple((seed, d) for (seed, _, _), d in zip(seeds, differences, strict=True)),
+        biased=statistics.fmean(b for _, (b, _), _ in seeds), unbiased=statistics.fmean(u for _, _, (u, _) in seeds),
+        difference=statistics.fmean(differences), spread=statistics.stdev(differences) if len(seeds) > 1 else None,
+        interval=mean_difference_interval(differences, intervals))
+
+
+def _means_by_variant(submission: Submission) -> dict[str, _Mean]:
     results = Result.objects.filter(submission=submission, subset=MEAN_SUBSET, condition="",
                                     protocol=CROSS_GENERATOR).select_related("dataset")
     return {r.dataset.variant: (r.metrics[EFFECT_METRIC], (r.intervals or {}).get(EFFECT_METRIC))
             for r in results if r.metrics.get(EFFECT_METRIC) is not None}
+
+
+@dataclass(frozen=True)
+class ZooRowProgress:
+    label: str  # e.g. "resnet50 trained on biased, seed 1"
+    state: str  # waiting | training | evaluating | finished | failed
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ZooProgress:
+    """The zoo's preparation on the current versions: a row is finished when its submission is done."""
+
+    rows: tuple[ZooRowProgress, ...]
+
+    @property
+    def total(self) -> int:
+        return len(self.rows)
+
+    @property
+    def finished(self) -> int:
+        return sum(row.state == "finished" for row in self.rows)
+
+    @property
+    def failed(self) -> list[ZooRowProgress]:
+        return [row for row in self.rows if row.state == "failed"]
+
+    @property
+    def active(self) -> list[ZooRowProgress]:
+        return [row for row in self.rows if row.state in ("training", "evaluating")]
+
+    @property
+    def ready(self) -> bool:
+        return self.finished == self.total
+
+
+def _row_progress(record: ZooPreparation) -> ZooRowProgress:
+    label = f"{record.entry} trained on {record.trained_on}, seed {record.seed}"
+    row = record.submission
+    if record.stage == ZooStage.FAILED:
+        return ZooRowProgress(label, "failed", record.error)
+    if row is None:
+        return ZooRowProgress(label, "training" if record.stage == ZooStage.TRAINING else "waiting")
+    if row.status == SubmissionStatus.FAILED:
+        return ZooRowProgress(label, "failed", f"its evaluation failed: {row.error or 'no reason recorded'}")
+    return ZooRowProgress(label, "finished" if row.status == SubmissionStatus.DONE else "evaluating")
+
+
+def zoo_preparation_progress() -> ZooProgress | None:
+    """None when the zoo was never prepared on a current version (nothing to say)."""
+    records = ZooPreparation.objects.filter(dataset__is_current=True).select_related("submission")
+    rows = tuple(_row_progress(record) for record in records)
+    return ZooProgress(rows) if rows else None

@@ -1,12 +1,15 @@
 """Serve the platform with its two real workers beside it: `python manage.py runstack`.
 
 The web server, the platform worker (queue ``platform``, with database settings) and the evaluation
-worker (queue ``eval``, started with no database settings at all) run as child processes and stop together.
+worker (queues ``eval`` then ``eval-zoo``, started with no database settings at all) run as child processes and
+stop together. Once the site answers, the zoo is prepared in the background (``zoo_prepare``, at low CPU
+priority): its progress is on the home page, and people's uploads are evaluated before its rows.
 """
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +18,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+
+from evalworker.broker import EVAL_QUEUES
 
 # Variables the evaluation worker must never see: it runs uploaded models.
 SECRET_VARIABLES = ("DATABASE_URL", "DJANGO_SECRET_KEY", "DJANGO_SETTINGS_MODULE")
@@ -40,35 +45,69 @@ def worker_commands(celery: str, evaluation_workers: int = 1) -> list[tuple[str,
     for index in range(1, evaluation_workers + 1):
         suffix = "" if index == 1 else str(index)
         commands.append((f"evaluation worker{suffix and ' ' + suffix}",
-                         [celery, "-A", "evalworker.app", *common, "--queues", "eval", "-n", f"eval{suffix}@%h"],
+                         [celery, "-A", "evalworker.app", *common, "--queues", ",".join(EVAL_QUEUES), "-n", f"eval{suffix}@%h"],
                          evaluation_worker_env()))
     return commands
 
 
+ZOO_NICENESS = 10  # the zoo's training yields the CPU to the web server and to people's evaluations
+
+
+def zoo_preparation_command() -> list[str]:
+    return [sys.executable, str(settings.BASE_DIR / "manage.py"), "zoo_prepare"]
+
+
+def wait_until_serving(addr: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> bool:
+    """True once something accepts connections at ``addr`` (host:port), False if the server died or timed out."""
+    host, _, port = addr.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
 class Command(BaseCommand):
-    help = "Run the web server and both workers until interrupted (Ctrl-C stops all three)."
+    help = "Run the web server and both workers until interrupted (Ctrl-C stops all three); prepare the zoo."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000")
+        parser.add_argument("--no-zoo", action="store_true", help="do not train and submit the zoo's rows")
 
-    def handle(self, *args: Any, addr: str, **options: Any) -> None:
+    def handle(self, *args: Any, addr: str, no_zoo: bool, **options: Any) -> None:
         celery = str(Path(sys.executable).with_name("celery"))
         web = [sys.executable, str(settings.BASE_DIR / "manage.py"), "runserver", addr, "--noreload"]
         children = [
             (name, subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR)) for name, cmd, env in worker_commands(celery)
         ]
         children.append(("web server", subprocess.Popen(web, env=platform_env(), cwd=settings.BASE_DIR)))
-        self.stdout.write(self.style.SUCCESS(f"Spectra is at http://{addr}/ (Ctrl-C stops it and its workers)"))
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        zoo: subprocess.Popen[bytes] | None = None
         try:
-            while all(process.poll() is None for _, process in children):
-                time.sleep(0.5)
-            stopped = [name for name, process in children if process.poll() is not None]
-            self.stderr.write(f"{', '.join(stopped)} stopped; stopping the rest.")
+            if wait_until_serving(addr, children[-1][1]):
+                self.stdout.write(self.style.SUCCESS(f"Spectra is at http://{addr}/ (Ctrl-C stops it and its workers)"))
+                if not no_zoo:
+                    zoo = subprocess.Popen(zoo_preparation_command(), env=platform_env(), cwd=settings.BASE_DIR,
+                                           preexec_fn=lambda: os.nice(ZOO_NICENESS))
+            self._supervise(children, zoo)
         except KeyboardInterrupt:
             pass
         finally:
-            self._stop(children)
+            self._stop(children + ([("zoo preparation", zoo)] if zoo else []))
+
+    def _supervise(self, children: list[tuple[str, subprocess.Popen[bytes]]], zoo: subprocess.Popen[bytes] | None) -> None:
+        """Until a child stops; the zoo's preparation may end (done or failed: it says so on the site) meanwhile."""
+        while all(process.poll() is None for _, process in children):
+            if zoo is not None and zoo.poll() is not None:
+                outcome = "finished" if zoo.returncode == 0 else f"stopped with exit code {zoo.returncode}"
+                self.stdout.write(f"The zoo's preparation {outcome} (its rows are evaluated as workers are free).")
+                zoo = None
+            time.sleep(0.5)
+        stopped = [name for name, process in children if process.poll() is not None]
+        self.stderr.write(f"{', '.join(stopped)} stopped; stopping the rest.")
 
     def _stop(self, children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
         for _, process in children:
