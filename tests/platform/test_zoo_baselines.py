@@ -70,7 +70,9 @@ def test_the_spectral_baseline_row_is_evaluated_through_the_upload_path(client, 
     assert row["zoo_entry"] == "spectral-lr"
     for metric, value in expected["mean"].items():
         assert row["mean"][metric] == pytest.approx(value, abs=1e-6), metric
-    assert row["mean"]["acc_mean"] > 0.6  # the spectral profile tells the mini generators from real tiles
+    # The spectral profile tells the mini generators from real tiles (0.598 with SPECTRAL_PROFILE_VERSION 2's grey,
+    # libpng's truncated one; 0.610 with version 1's rounded luma).
+    assert row["mean"]["acc_mean"] > 0.55
     page = client.get(reverse("zoo-detail", args=["spectral-lr"])).content.decode()
     assert f'<tr data-submission="{submission.pk}">' in page
     assert all(sha in page for sha in (artifact.sha256, exports["torchscript"].sha256, exports["onnx"].sha256))
