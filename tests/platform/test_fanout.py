@@ -14,8 +14,9 @@ from evaluation.baselines import SHORTCUTS, shortcut_scores
 from evaluation.messages import ShardDone
 from evaluation.version import EVALUATOR_VERSION
 from spectra.benchmarks.services import dataset_register
-from spectra.submissions import services
 from spectra.submissions.models import EvaluationRun, Result, Submission
+from spectra.submissions.services.runs import shard_done_record
+from spectra.submissions.services.submissions import submission_create
 from tests import detector_files
 from tests.reference import expected_metrics, split_rows
 
@@ -28,7 +29,7 @@ def onnx_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def _create(alice, dataset, data: bytes) -> Submission:
-    return services.submission_create(owner=alice, name="fan", benchmark=dataset.benchmark,
+    return submission_create(owner=alice, name="fan", benchmark=dataset.benchmark,
                                       upload=SimpleUploadedFile("d.onnx", data), declared_format="onnx", input_size=32)
 
 
@@ -47,7 +48,7 @@ def _done(run: EvaluationRun, row_ids: list[int], scores: list[float]) -> ShardD
 
 def _finish_run(run: EvaluationRun, scores_by_line: dict[int, float], lines: list[int]) -> None:
     ids = lines[run.first_row:run.last_row]
-    services.shard_done_record(outcome=_done(run, ids, [scores_by_line[i] for i in ids]))
+    shard_done_record(outcome=_done(run, ids, [scores_by_line[i] for i in ids]))
 
 
 def test_shards_cover_the_split_and_aggregate_once_all_are_in(settings, alice, mini_dataset, mini_root, onnx_bytes, send,
@@ -85,7 +86,7 @@ def test_a_failed_shard_fails_the_submission_and_nothing_is_aggregated(settings,
     first, second = submission.runs.order_by("shard")
     lines = _line_ids(mini_root)
     _finish_run(first, dict.fromkeys(lines, 0.5), lines)
-    services.shard_done_record(outcome=dataclasses.replace(_done(second, [], []), status="failed",
+    shard_done_record(outcome=dataclasses.replace(_done(second, [], []), status="failed",
                                                            error="out of memory", error_kind="user"))
     submission.refresh_from_db()
     assert (submission.status, submission.error) == ("failed", "out of memory")
@@ -102,7 +103,7 @@ def test_a_detector_that_keys_on_jpeg_scores_high_on_the_biased_version_near_cha
     for run in submission.runs.select_related("dataset"):
         # The detector's scores are exactly what JPEG format and quality say (the shortcut, as a detector).
         row_ids, scores = shortcut_scores(run.dataset.manifest_url, JPEG_ONLY)
-        services.shard_done_record(outcome=_done(run, row_ids, scores))
+        shard_done_record(outcome=_done(run, row_ids, scores))
 
     board = client.get(reverse("api:leaderboard", args=["mini"])).json()
     assert board["versions"] == ["original", "biased", "unbiased"]
@@ -134,10 +135,10 @@ def test_robustness_results_are_a_generator_by_condition_matrix_with_areas(
     for run in submission.runs.order_by("protocol", "shard"):
         ids = lines[run.first_row:run.last_row]
         if run.protocol == "cross-generator":
-            services.shard_done_record(outcome=_done(run, ids, clean[run.first_row:run.last_row].tolist()))
+            shard_done_record(outcome=_done(run, ids, clean[run.first_row:run.last_row].tolist()))
         else:
             part = matrix[:, run.first_row:run.last_row]
-            services.shard_done_record(outcome=dataclasses.replace(
+            shard_done_record(outcome=dataclasses.replace(
                 _done(run, ids, part.ravel().tolist()), conditions=[f"jpeg-{q}" for q in qualities]))
     submission.refresh_from_db()
     assert submission.status == "done", submission.error

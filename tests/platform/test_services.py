@@ -14,9 +14,10 @@ from evaluation.datasets.mini import MINI_GENERATORS
 from evaluation.messages import ShardDone, ShardProgress
 from evaluation.protocols import get_protocol
 from evaluation.version import EVALUATOR_VERSION
-from spectra.submissions import services
 from spectra.submissions.models import EvaluationRun, ImageScores, Result, Submission
 from spectra.submissions.selectors import image_scores_get
+from spectra.submissions.services.runs import shard_done_record, shard_progress_record
+from spectra.submissions.services.submissions import submission_create
 from tests import detector_files
 from tests.reference import expected_metrics, split_rows
 
@@ -29,7 +30,7 @@ def onnx_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @pytest.fixture
 def submission(alice, mini_dataset, onnx_bytes, send, django_capture_on_commit_callbacks) -> Submission:
     with django_capture_on_commit_callbacks(execute=True):
-        created = services.submission_create(
+        created = submission_create(
             owner=alice, name="svc", benchmark=mini_dataset.benchmark,
             upload=SimpleUploadedFile("d.onnx", onnx_bytes), declared_format="onnx", input_size=64,
         )
@@ -79,7 +80,7 @@ def refresh(*objects) -> None:
 def test_progress_moves_the_run_and_the_submission_to_running(run, submission):
     assert (run.status, submission.status, run.heartbeat, submission.started) == ("queued", "queued", None, None)
 
-    services.shard_progress_record(progress=progress_message(run, done=128, stage="scoring"))
+    shard_progress_record(progress=progress_message(run, done=128, stage="scoring"))
 
     refresh(run, submission)
     assert (run.status, run.done, run.total, run.stage) == ("running", 128, 1104, "scoring")
@@ -87,14 +88,14 @@ def test_progress_moves_the_run_and_the_submission_to_running(run, submission):
     assert submission.status == "running" and submission.started is not None
 
     first_beat, started = run.heartbeat, submission.started
-    services.shard_progress_record(progress=progress_message(run, done=512, stage="metrics"))
+    shard_progress_record(progress=progress_message(run, done=512, stage="metrics"))
     refresh(run, submission)
     assert (run.done, run.stage) == (512, "metrics") and run.heartbeat > first_beat
     assert submission.started == started  # the start is when the first progress came
 
 
 def test_progress_for_a_run_that_does_not_exist_is_dropped(run, submission):
-    services.shard_progress_record(progress=ShardProgress(run_id=run.pk + 1000, done=1, total=2, stage="loading"))
+    shard_progress_record(progress=ShardProgress(run_id=run.pk + 1000, done=1, total=2, stage="loading"))
     refresh(run, submission)
     assert (run.status, run.done, submission.status) == ("queued", 0, "queued")
 
@@ -105,7 +106,7 @@ def test_progress_for_a_run_that_does_not_exist_is_dropped(run, submission):
 def test_done_writes_one_result_per_subset_with_provenance_and_the_scores(run, submission, test_split):
     message = done_message(run, test_split, seed=1)
 
-    services.shard_done_record(outcome=message)
+    shard_done_record(outcome=message)
 
     refresh(run, submission)
     assert (submission.status, submission.error, submission.error_kind) == ("done", "", "")
@@ -132,17 +133,17 @@ def test_done_writes_one_result_per_subset_with_provenance_and_the_scores(run, s
 
 
 def test_done_without_progress_first_still_finishes_the_submission(run, submission, test_split):
-    services.shard_done_record(outcome=done_message(run, test_split))
+    shard_done_record(outcome=done_message(run, test_split))
     refresh(submission)
     assert submission.status == "done"
 
 
 def test_the_same_done_message_twice_leaves_the_same_rows(run, submission, test_split):
     message = done_message(run, test_split, seed=2)
-    services.shard_done_record(outcome=message)
+    shard_done_record(outcome=message)
     first = {r.subset: (r.pk, r.metrics) for r in Result.objects.filter(submission=submission)}
 
-    services.shard_done_record(outcome=message)
+    shard_done_record(outcome=message)
 
     assert Result.objects.filter(submission=submission).count() == 1 + len(MINI_GENERATORS)
     assert {r.subset: (r.pk, r.metrics) for r in Result.objects.filter(submission=submission)} == first
@@ -152,9 +153,9 @@ def test_the_same_done_message_twice_leaves_the_same_rows(run, submission, test_
 
 
 def test_a_repeated_done_message_overwrites_the_numbers_in_place(run, submission, test_split):
-    services.shard_done_record(outcome=done_message(run, test_split, seed=2))
+    shard_done_record(outcome=done_message(run, test_split, seed=2))
     newer = done_message(run, test_split, seed=3)
-    services.shard_done_record(outcome=newer)
+    shard_done_record(outcome=newer)
     assert Result.objects.filter(submission=submission).count() == 1 + len(MINI_GENERATORS)
     stored = Result.objects.get(submission=submission, subset="mean").metrics
     assert {k: stored[k] for k in newer.metrics["mean"]} == pytest.approx(newer.metrics["mean"])
@@ -178,7 +179,7 @@ def test_a_done_message_that_fails_the_checks_fails_the_submission_on_our_side_a
     run, submission, test_split, case,
 ):
     good = done_message(run, test_split)
-    services.shard_done_record(outcome=dataclasses.replace(good, **BAD_OUTCOMES[case](good)))
+    shard_done_record(outcome=dataclasses.replace(good, **BAD_OUTCOMES[case](good)))
 
     refresh(run, submission)
     assert (submission.status, submission.error_kind) == ("failed", "platform")
@@ -189,17 +190,17 @@ def test_a_done_message_that_fails_the_checks_fails_the_submission_on_our_side_a
 
 
 def test_a_wrong_total_in_progress_does_not_make_a_short_done_message_acceptable(run, submission, test_split):
-    services.shard_progress_record(progress=progress_message(run, done=10, total=10))
+    shard_progress_record(progress=progress_message(run, done=10, total=10))
     good = done_message(run, test_split)
-    services.shard_done_record(outcome=dataclasses.replace(good, row_ids=good.row_ids[:10], scores=good.scores[:10]))
+    shard_done_record(outcome=dataclasses.replace(good, row_ids=good.row_ids[:10], scores=good.scores[:10]))
     refresh(submission)
     assert submission.status == "failed" and Result.objects.count() == 0
 
 
 def test_a_failed_message_stores_the_plain_words_error_as_the_users_fault(run, submission, test_split):
     error = "The detector returned 3 values per image; expected 1 (a logit) or 2 ([real, generated])."
-    services.shard_progress_record(progress=progress_message(run, done=0, stage="loading"))
-    services.shard_done_record(outcome=done_message(
+    shard_progress_record(progress=progress_message(run, done=0, stage="loading"))
+    shard_done_record(outcome=done_message(
         run, test_split, status="failed", error=error, error_kind="user", metrics={}, row_ids=[], scores=[]))
 
     refresh(run, submission)
@@ -209,18 +210,18 @@ def test_a_failed_message_stores_the_plain_words_error_as_the_users_fault(run, s
 
 
 def test_a_done_message_for_a_run_that_does_not_exist_is_dropped(run, submission, test_split):
-    services.shard_done_record(outcome=done_message(run, test_split, run_id=run.pk + 1000))
+    shard_done_record(outcome=done_message(run, test_split, run_id=run.pk + 1000))
     refresh(run, submission)
     assert (run.status, submission.status) == ("queued", "queued")
     assert Result.objects.count() == 0 and ImageScores.objects.count() == 0
 
 
 def test_progress_arriving_after_done_does_not_move_the_run_back(run, submission, test_split):
-    services.shard_done_record(outcome=done_message(run, test_split))
+    shard_done_record(outcome=done_message(run, test_split))
     refresh(run)
     heartbeat = run.heartbeat
 
-    services.shard_progress_record(progress=progress_message(run, done=5, stage="scoring"))
+    shard_progress_record(progress=progress_message(run, done=5, stage="scoring"))
 
     refresh(run, submission)
     assert (run.status, run.done, run.stage, run.heartbeat) == ("done", 1104, "done", heartbeat)
@@ -228,9 +229,9 @@ def test_progress_arriving_after_done_does_not_move_the_run_back(run, submission
 
 
 def test_progress_arriving_after_a_failure_does_not_revive_the_submission(run, submission, test_split):
-    services.shard_done_record(outcome=done_message(
+    shard_done_record(outcome=done_message(
         run, test_split, status="failed", error="The file could not be loaded.", error_kind="user"))
-    services.shard_progress_record(progress=progress_message(run, done=5))
+    shard_progress_record(progress=progress_message(run, done=5))
     refresh(run, submission)
     assert (run.status, submission.status) == ("failed", "failed")
 
@@ -238,7 +239,7 @@ def test_progress_arriving_after_a_failure_does_not_revive_the_submission(run, s
 def test_the_numbers_come_from_the_scores_not_from_what_the_worker_says(run, submission, test_split):
     honest = done_message(run, test_split, seed=5)
     made_up = {subset: {k: 0.99 for k in values} for subset, values in honest.metrics.items()}
-    services.shard_done_record(outcome=dataclasses.replace(honest, metrics=made_up))
+    shard_done_record(outcome=dataclasses.replace(honest, metrics=made_up))
     for subset, expected in honest.metrics.items():
         stored = Result.objects.get(submission=submission, subset=subset)
         assert {k: stored.metrics[k] for k in expected} == pytest.approx(expected)
@@ -249,7 +250,7 @@ def test_scores_for_rows_outside_the_runs_split_fail_the_checks(run, submission,
     line_numbers, _ = test_split
     train_line = min(line_numbers) - 1  # the mini manifest lists train, val, then test rows
     bad = done_message(run, test_split, row_ids=[train_line, *line_numbers[1:]])
-    services.shard_done_record(outcome=bad)
+    shard_done_record(outcome=bad)
     refresh(run, submission)
     assert (submission.status, submission.error_kind) == ("failed", "platform")
     assert "not in the test split" in submission.error and not Result.objects.exists()

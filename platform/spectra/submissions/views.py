@@ -8,10 +8,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from spectra.core.errors import ApplicationError
-from spectra.submissions import selectors, services
+from spectra.submissions import selectors
 from spectra.submissions.charts import results_chart, robustness_sections
 from spectra.submissions.forms import SubmissionForm
-from spectra.submissions.services import CROSS_GENERATOR
+from spectra.submissions.services.submissions import CROSS_GENERATOR, submission_create
 
 
 @login_required
@@ -20,7 +20,7 @@ def submit(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            submission = services.submission_create(
+            submission = submission_create(
                 owner=request.user, name=data["name"], benchmark=data["benchmark"], upload=data["file"],
                 declared_format=data["format"], input_size=data["input_size"], source=data["source"],
                 architecture=data["architecture"],

@@ -11,7 +11,7 @@ from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.core.errors import NotFoundError
 from spectra.leaderboards.selectors import MEAN_SUBSET, RANK_METRIC
 from spectra.submissions.models import Artifact, Result, Submission, SubmissionStatus
-from spectra.submissions.services import CROSS_GENERATOR
+from spectra.submissions.services.submissions import CROSS_GENERATOR
 from spectra.zoo.models import ZooExperiment
 
 EFFECT_METRIC = RANK_METRIC  # the paper's metric is accuracy: here the mean of the real and generated accuracies

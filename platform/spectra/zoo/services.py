@@ -11,7 +11,8 @@ from django.db import transaction
 from models_zoo.registry import get_card
 from spectra.benchmarks.models import Benchmark, Dataset
 from spectra.submissions.models import Submission, SubmissionStatus
-from spectra.submissions.services import artifact_store, submission_create
+from spectra.submissions.services.artifacts import artifact_store
+from spectra.submissions.services.submissions import submission_create
 from spectra.zoo.models import ZooExperiment, ZooExport
 
 
