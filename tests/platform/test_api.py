@@ -52,7 +52,7 @@ def finish(submission: Submission, line_numbers: list[int], scores: list[float])
     outcome = ShardDone(
         run_id=run.pk, status="done", evaluator_version=EVALUATOR_VERSION,
         artifact_sha256=submission.artifact.sha256, manifest_sha256=submission.dataset.manifest_sha256,
-        protocol=run.protocol, protocol_version=run.protocol_version, metrics={},
+        protocol=run.protocol, protocol_version=run.protocol_version,
         row_ids=line_numbers, scores=scores,
     )
     shard_done_record(outcome=outcome)

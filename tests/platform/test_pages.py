@@ -86,7 +86,7 @@ def test_the_leaderboard_page_says_the_benchmark_is_synthetic(client, mini_datas
 def test_the_leaderboard_page_shows_a_finished_submission(client, submission, mini_root, test_line_numbers):
     scores = scores_with_accuracy(split_rows(mini_root), 0.625)
     shard_done_record(outcome=outcome_for(
-        submission, status="done", metrics={}, row_ids=test_line_numbers, scores=scores))
+        submission, status="done", row_ids=test_line_numbers, scores=scores))
     page = page_of(client.get("/leaderboards/mini/"))
     assert f'<tr data-submission="{submission.pk}">' in page
     cell = re.search(r'<td class="num" data-metric="acc_mean">0\.6250\s*<span class="ci">\[(0\.\d{4}), (0\.\d{4})\]</span>', page)
@@ -124,15 +124,15 @@ def test_a_failed_submission_shows_the_error_and_no_traceback(client, submission
 
 def test_a_submission_that_failed_on_our_side_says_so(client, submission, test_line_numbers):
     shard_done_record(outcome=outcome_for(
-        submission, status="done", metrics={}, row_ids=test_line_numbers[:3], scores=[0.5] * 3))
+        submission, status="done", row_ids=test_line_numbers[:3], scores=[0.5] * 3))
     page = page_of(client.get(f"/submissions/{submission.pk}/"))
     assert "The evaluation failed on our side." in page and "failed the platform's checks" in page
 
 
 def test_a_finished_submission_shows_the_results_table_and_the_chart(client, submission, test_line_numbers):
-    # Every image scored 0.75: all generated right, all real wrong, and ROC-AUC undefined-free but flat (0.5).
+    # Every image scored logit 0.75: all generated right, all real wrong, and ROC-AUC undefined-free but flat (0.5).
     shard_done_record(outcome=outcome_for(
-        submission, status="done", metrics={}, row_ids=test_line_numbers, scores=[0.75] * len(test_line_numbers)))
+        submission, status="done", row_ids=test_line_numbers, scores=[0.75] * len(test_line_numbers)))
     response = client.get(f"/submissions/{submission.pk}/")
     assert response.status_code == 200
     page = page_of(response)

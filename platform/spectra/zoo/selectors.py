@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 
 from evaluation.bootstrap import difference_interval
+from evaluation.protocols import RANKED_PROTOCOL as CROSS_GENERATOR
 from models_zoo.registry import Card, UnknownModelError, get_card, list_cards
 from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.core.errors import NotFoundError
 from spectra.leaderboards.selectors import MEAN_SUBSET, RANK_METRIC
 from spectra.submissions.models import Artifact, Result, Submission, SubmissionStatus
-from spectra.submissions.services.submissions import CROSS_GENERATOR
 from spectra.zoo.models import ZooExperiment
 
 EFFECT_METRIC = RANK_METRIC  # the paper's metric is accuracy: here the mean of the real and generated accuracies

@@ -6,6 +6,8 @@ from django.db import transaction
 
 from evaluation.errors import DatasetError
 from evaluation.messages import MessageError
+from evaluation.metrics import ScoreKind
+from evaluation.protocols import get_protocol
 from evaluation.version import EVALUATOR_VERSION
 from spectra.core.errors import ApplicationError
 from spectra.submissions.models import EvaluationRun, Result, Submission, SubmissionStatus
@@ -14,7 +16,8 @@ from spectra.submissions.summaries import summary_from_scores
 
 
 def _merged_scores(runs: list[EvaluationRun]) -> tuple[list[int], np.ndarray]:
-    """The scores of every shard of one (dataset version, protocol) in row order: K conditions × N rows."""
+    """The float64 logits of every shard of one (dataset version, protocol) in row order: K conditions × N rows.
+    Each shard's scores are converted by their own kind, so shards stored before and after evaluator 0.3 mix."""
     row_ids: list[np.ndarray] = []
     scores: list[np.ndarray] = []
     for run in sorted(runs, key=lambda r: (r.split, r.first_row)):
@@ -25,14 +28,15 @@ def _merged_scores(runs: list[EvaluationRun]) -> tuple[list[int], np.ndarray]:
 
 
 def aggregate(submission: Submission, runs: list[EvaluationRun], evaluator_version: str) -> None:
-    """The aggregate step: every number of one (dataset version, protocol) from all its shards' scores."""
+    """The aggregate step: every number of one (dataset version, protocol) from all its shards' scores, by the
+    current protocol's ``summarise`` (whose version the rows record)."""
     dataset, protocol = runs[0].dataset, runs[0].protocol
     row_ids, matrix = _merged_scores(runs)
     scores = matrix if runs[0].scores.conditions else matrix[0]  # a clean-only protocol takes N scores
     try:
         summary = summary_from_scores(protocol=protocol, config={"source": submission.source or None},
                                       manifest_url=dataset.manifest_url, split={r.split for r in runs},
-                                      row_ids=row_ids, scores=scores)
+                                      row_ids=row_ids, scores=scores, score_kind=ScoreKind.LOGIT)
     except DatasetError as error:
         raise MessageError(error.message) from None
     for key, metrics in summary.metrics.items():
@@ -40,7 +44,7 @@ def aggregate(submission: Submission, runs: list[EvaluationRun], evaluator_versi
         Result.objects.update_or_create(
             submission=submission, dataset=dataset, protocol=protocol, condition=condition, subset=subset,
             defaults={
-                "protocol_version": runs[0].protocol_version, "metrics": metrics,
+                "protocol_version": get_protocol(protocol).version, "metrics": metrics,
                 "intervals": summary.intervals.get(key, {}), "evaluator_version": evaluator_version,
                 "manifest_sha256": dataset.manifest_sha256, "artifact_sha256": submission.artifact.sha256,
                 "schema_version": Result.SCHEMA_VERSION,

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest
+from evaluation.metrics import ScoreKind
 from evalworker.broker import TASK_EVALUATE_SHARD
 from spectra.core.storage import storage_url
 from spectra.submissions.models import EvaluationRun, ImageScores, Submission, SubmissionStatus
@@ -71,7 +72,7 @@ def _scores_store(run: EvaluationRun, outcome: ShardDone) -> None:
     ImageScores.objects.update_or_create(
         run=run,
         defaults={
-            "count": len(outcome.row_ids), "conditions": outcome.conditions,
+            "count": len(outcome.row_ids), "conditions": outcome.conditions, "kind": ScoreKind.LOGIT,
             "row_ids": zlib.compress(np.asarray(outcome.row_ids, dtype="<i8").tobytes()),
             "scores": zlib.compress(np.asarray(outcome.scores, dtype="<f4").tobytes()),
         },
@@ -90,7 +91,7 @@ def _submission_finish(submission: Submission) -> None:
 
 def _as_platform_failure(outcome: ShardDone, error: MessageError) -> ShardDone:
     return ShardDone.from_dict({
-        **outcome.to_dict(), "status": "failed", "error_kind": "platform", "metrics": {}, "row_ids": [],
+        **outcome.to_dict(), "status": "failed", "error_kind": "platform", "row_ids": [],
         "scores": [], "error": f"The evaluation worker sent a result that failed the platform's checks ({error}); "
         "no numbers were recorded.",
     })

@@ -5,17 +5,13 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from evaluation.protocols import get_protocol
+from evaluation.protocols import Protocol, get_protocol
 from spectra.benchmarks.models import Benchmark, Dataset
 from spectra.benchmarks.selectors import dataset_current, dataset_versions_evaluated, split_size
 from spectra.core.errors import ApplicationError
 from spectra.submissions.models import EvaluationRun, Submission
 from spectra.submissions.services import runs as run_services
 from spectra.submissions.services.artifacts import artifact_store
-
-CROSS_GENERATOR = "cross-generator"
-EVALUATION_SPLIT = "test"
-VALIDATION_SPLIT = "val"
 
 
 def shard_ranges(total: int, size: int) -> list[tuple[int, int]]:
@@ -24,31 +20,36 @@ def shard_ranges(total: int, size: int) -> list[tuple[int, int]]:
     return [(first, min(first + size, total)) for first in range(0, total, size)] or [(0, 0)]
 
 
-def _plan(submission: Submission, datasets: list[Dataset]) -> list[tuple[str, Dataset]]:
-    """(protocol, dataset version) pairs: cross-generator on every version, the robustness sweeps on the
-    ranked one only (they multiply the work by their number of conditions)."""
-    names = [get_protocol(name).name for name in settings.SPECTRA_PROTOCOLS]
-    return [(name, dataset) for name in names for dataset in datasets
-            if name == CROSS_GENERATOR or dataset.pk == submission.dataset_id]
+def _plan(submission: Submission, datasets: list[Dataset]) -> list[tuple[Protocol, Dataset]]:
+    """(protocol, dataset version) pairs: each protocol on every version, or on the ranked one only when it
+    says so (the robustness sweeps multiply the work by their number of conditions)."""
+    protocols = [get_protocol(name) for name in settings.SPECTRA_PROTOCOLS]
+    return [(protocol, dataset) for protocol in protocols for dataset in datasets
+            if protocol.every_version or dataset.pk == submission.dataset_id]
+
+
+def _splits(protocol: Protocol, dataset: Dataset) -> list[tuple[str, int]]:
+    """(split, rows) the protocol scores on this version: its evaluated split, and its fitting splits (the
+    carried threshold's validation split) unless SPECTRA_CARRY_THRESHOLD is off or the version has none."""
+    evaluated, *fitting = protocol.splits
+    splits = [(evaluated, split_size(dataset=dataset, split=evaluated))]
+    if settings.SPECTRA_CARRY_THRESHOLD:
+        splits += [(split, rows) for split in fitting if (rows := split_size(dataset=dataset, split=split))]
+    return splits
 
 
 def _runs_create(submission: Submission, datasets: list[Dataset]) -> list[EvaluationRun]:
     """One run per shard of each (protocol, dataset version, split); shards are numbered per (submission,
-    protocol). Cross-generator also scores the validation split, where the carried threshold is fitted."""
+    protocol)."""
     runs, shards = [], dict.fromkeys(settings.SPECTRA_PROTOCOLS, 0)
-    for name, dataset in _plan(submission, datasets):
-        protocol = get_protocol(name)
-        carry = name == CROSS_GENERATOR and settings.SPECTRA_CARRY_THRESHOLD
-        for split in (EVALUATION_SPLIT, VALIDATION_SPLIT) if carry else (EVALUATION_SPLIT,):
-            total = split_size(dataset=dataset, split=split)
-            if split == VALIDATION_SPLIT and not total:
-                continue
+    for protocol, dataset in _plan(submission, datasets):
+        for split, total in _splits(protocol, dataset):
             for first, last in shard_ranges(total, settings.SPECTRA_SHARD_IMAGES):
                 runs.append(EvaluationRun(
                     submission=submission, dataset=dataset, protocol=protocol.name, protocol_version=protocol.version,
-                    shard=shards[name], split=split, first_row=first, last_row=last, total=last - first,
+                    shard=shards[protocol.name], split=split, first_row=first, last_row=last, total=last - first,
                 ))
-                shards[name] += 1
+                shards[protocol.name] += 1
     return EvaluationRun.objects.bulk_create(runs)
 
 
