@@ -18,12 +18,13 @@ from evaluation.datasets.images import count_split
 from evaluation.detectors.formats import ArtifactFormat
 from evaluation.errors import EvaluationError
 from evaluation.messages import ShardProgress
-from evaluation.protocols import list_protocols
+from evaluation.metrics import MEAN_ACCURACY, ScoreKind
+from evaluation.protocols import RANKED_PROTOCOL, get_protocol, list_protocols
 from evaluation.runner import local_shard_request, run_shard
 from evaluation.summary import summary_from_scores
 from evaluation.version import EVALUATOR_VERSION
 
-SHOWN = ("acc_real", "acc_generated", "acc_mean", "acc_mean_carried", "ap", "roc_auc", "tpr_at_1pct_fpr")
+SHOWN = ("acc_real", "acc_generated", MEAN_ACCURACY, f"{MEAN_ACCURACY}_carried", "ap", "roc_auc", "tpr_at_1pct_fpr")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--architecture", default="", help="the zoo architecture of a safetensors file "
                         "(default: the one its metadata names)")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--protocol", default="cross-generator", help=f"one of {', '.join(list_protocols())}")
+    parser.add_argument("--protocol", default=RANKED_PROTOCOL, help=f"one of {', '.join(list_protocols())}")
     parser.add_argument("--source", help="the generator it was trained on (fixes the carried threshold)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
@@ -81,9 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\r{update.stage}: {update.done}/{update.total}", end="", file=sys.stderr, flush=True)
 
     requests = [request]
-    validation = count_split(request.manifest_url, "val") if request.protocol == "cross-generator" else 0
-    if validation:  # the carried threshold is fitted on the validation split
-        requests.append(dataclasses.replace(request, split="val", last_row=validation))
+    for split in get_protocol(request.protocol).fitting_splits:  # e.g. the carried threshold's validation split
+        rows = count_split(request.manifest_url, split)
+        if rows:
+            requests.append(dataclasses.replace(request, split=split, last_row=rows))
     row_ids: list[int] = []
     scores: list[float] = []
     for shard in requests:
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         scores += outcome.scores
     summary = summary_from_scores(protocol=request.protocol, config={"source": args.source},
                                   manifest_url=request.manifest_url, split={r.split for r in requests},
-                                  row_ids=row_ids, scores=scores, resamples=args.resamples)
+                                  row_ids=row_ids, scores=scores, score_kind=ScoreKind.LOGIT, resamples=args.resamples)
     report = {
         "provenance": {"manifest_sha256": request.manifest_sha256, "artifact_sha256": request.artifact_sha256,
                        "evaluator_version": EVALUATOR_VERSION, "protocol": request.protocol,

@@ -9,7 +9,11 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
-MESSAGE_VERSION = 4  # v2: ShardDone.worker; v3: ShardDone.conditions; v4: ShardRequest.artifact_architecture
+from evaluation.metrics import LOGIT_LIMIT
+
+# Versions: 2 added ShardDone.worker, 3 ShardDone.conditions, 4 ShardRequest.artifact_architecture; in 5
+# ShardDone.scores are logits instead of probabilities and ShardDone.metrics is gone (the platform computes them).
+MESSAGE_VERSION = 5
 
 T = TypeVar("T", bound="_Message")
 
@@ -65,7 +69,7 @@ class ShardProgress(_Message):
     run_id: int
     done: int
     total: int
-    stage: str  # loading | scoring | metrics
+    stage: str  # loading | scoring
 
 
 @dataclass(frozen=True)
@@ -79,9 +83,8 @@ class ShardDone(_Message):
     manifest_sha256: str
     protocol: str
     protocol_version: int
-    metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)  # subset -> metric -> value
     row_ids: list[int] = field(default_factory=list)  # manifest line numbers (0-based) of the scores
-    scores: list[float] = field(default_factory=list)  # P(generated): per condition, then per row id
+    scores: list[float] = field(default_factory=list)  # logits of "generated": per condition, then per row id
     conditions: list[str] = field(default_factory=list)  # the perturbations scored; empty means clean only
     timings: dict[str, float] = field(default_factory=dict)
     error: str = ""
@@ -89,7 +92,7 @@ class ShardDone(_Message):
     worker: str = ""  # the evaluation worker's name, for the run's record
 
     def check(self) -> None:
-        """Raise MessageError unless the numbers are well formed (finite, aligned, in range)."""
+        """Raise MessageError unless the scores are well formed: aligned, finite logits float32 can hold."""
         if self.status not in {"done", "failed"}:
             raise MessageError(f"unknown status {self.status!r}")
         if self.status == "failed":
@@ -98,11 +101,6 @@ class ShardDone(_Message):
             return
         if len(self.scores) != max(len(self.conditions), 1) * len(self.row_ids):
             raise MessageError("scores must hold one value per row id and condition")
-        if any(not (isinstance(s, (int, float)) and 0.0 <= s <= 1.0) for s in self.scores):
-            raise MessageError("scores must be probabilities in [0, 1]")
-        for subset, values in self.metrics.items():
-            for name, value in values.items():
-                if value is None:  # undefined for this subset, e.g. ROC-AUC with one class
-                    continue
-                if not isinstance(value, (int, float)) or not math.isfinite(value):
-                    raise MessageError(f"metric {subset}/{name} is not a finite number: {value!r}")
+        if any(not (isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s)
+                    and abs(s) <= LOGIT_LIMIT) for s in self.scores):
+            raise MessageError("scores must be finite logits within float32's range")

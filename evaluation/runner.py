@@ -21,7 +21,7 @@ from evaluation.detectors.formats import ArtifactFormat, artifact_architecture, 
 from evaluation.detectors.loading import load_detector, pick_device, probe_detector
 from evaluation.errors import DatasetError, EvaluationError, PlatformFault, UserFault
 from evaluation.messages import ShardDone, ShardProgress, ShardRequest
-from evaluation.protocols import get_protocol
+from evaluation.protocols import EVALUATED_SPLIT, RANKED_PROTOCOL, get_protocol
 from evaluation.protocols.base import ProtocolResult, ShardData
 from evaluation.version import EVALUATOR_VERSION
 
@@ -109,12 +109,12 @@ def run_shard(request: ShardRequest, sink: ProgressSink) -> ShardDone:
     except EvaluationError as error:
         log.warning("shard of run %s failed: %s", request.run_id, error.message)
         return ShardDone(status="failed", error=error.message, error_kind="platform", **common)
-    return ShardDone(status="done", metrics=result.metrics, row_ids=result.row_ids, scores=result.scores,
-                     conditions=result.conditions, timings=timings, **common)
+    return ShardDone(status="done", row_ids=result.row_ids, scores=result.scores, conditions=result.conditions,
+                     timings=timings, **common)
 
 
-def local_shard_request(detector: Path, dataset: Path, *, input_size: int, protocol: str = "cross-generator",
-                        split: str = "test", config: dict | None = None, declared_format: str | None = None,
+def local_shard_request(detector: Path, dataset: Path, *, input_size: int, protocol: str = RANKED_PROTOCOL,
+                        split: str = EVALUATED_SPLIT, config: dict | None = None, declared_format: str | None = None,
                         device: str = "auto", limit: int | None = None, architecture: str = "") -> ShardRequest:
     """A request over a local dataset version's ``split`` (its first ``limit`` rows, or all), as the platform
     would send it: the artifact's format is read from its bytes and both files are hashed. A safetensors file

@@ -13,6 +13,7 @@ import numpy as np
 from evaluation.bootstrap import RESAMPLES, bootstrap_intervals
 from evaluation.datasets.manifest import rows_by_line
 from evaluation.errors import DatasetError
+from evaluation.metrics import ScoreKind, logits_of
 from evaluation.protocols import get_protocol
 
 Metrics = dict[str, dict[str, float | None]]
@@ -25,9 +26,11 @@ class Summary:
 
 
 def summary_from_scores(*, protocol: str, config: dict, manifest_url: str, split: str | set[str], row_ids: list[int],
-                        scores: Sequence[float] | np.ndarray, resamples: int = RESAMPLES) -> Summary:
-    """``scores``: N values, or K×N for a protocol with K conditions. DatasetError when a row id is not a line
-    of the manifest's ``split``."""
+                        scores: Sequence[float] | np.ndarray, score_kind: ScoreKind | str,
+                        resamples: int = RESAMPLES) -> Summary:
+    """``scores``: N values, or K×N for a protocol with K conditions, logits or probabilities as ``score_kind``
+    says (the protocols take float64 logits). DatasetError when a row id is not a line of the manifest's
+    ``split``."""
     spec = get_protocol(protocol)
     config = {**spec.default_config, **config}
     rows = rows_by_line(manifest_url, row_ids)
@@ -39,7 +42,7 @@ def summary_from_scores(*, protocol: str, config: dict, manifest_url: str, split
     labels = np.array([rows[i].label for i in row_ids], dtype=np.int64)
     generators = [rows[i].generator for i in row_ids]
     splits = np.array([rows[i].split for i in row_ids], dtype=object)
-    values = np.asarray(scores, dtype=np.float64)
+    values = logits_of(scores, score_kind)
     metrics = spec.summarise(labels, values, generators, splits, config)
     intervals = bootstrap_intervals(labels, values, generators, lambda y, s, g, p: spec.summarise(y, s, g, p, config),
                                     splits=splits, resamples=resamples)

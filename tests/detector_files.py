@@ -81,6 +81,34 @@ class _FixedSizeDetector(nn.Module):
         return self.fc(x.flatten(1))
 
 
+class SpreadLogits(nn.Module):
+    """logit = scale · (mean pixel − centre): a fixed linear map of a pixel statistic whose logits can run far
+    beyond where float32 probabilities saturate (sigmoid(x) rounds to 1.0 in float32 for x above ~17)."""
+
+    def __init__(self, scale: float, centre: float) -> None:
+        super().__init__()
+        self.scale, self.centre = scale, centre
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.mean(dim=(1, 2, 3)) - self.centre) * self.scale
+
+
+def spread_logit_map(images: torch.Tensor, *, low: float = -60.0, high: float = 60.0) -> tuple[float, float]:
+    """(scale, centre) of a SpreadLogits that maps these images' mean pixels onto [low, high] (low = −high)."""
+    means = images.double().mean(dim=(1, 2, 3))
+    lo, hi = float(means.min()), float(means.max())
+    return (high - low) / (hi - lo), (lo + hi) / 2
+
+
+def write_spread_logits(path: Path | str, *, scale: float, centre: float) -> Path:
+    """``torch.jit.save`` of a scripted :class:`SpreadLogits`."""
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(_script(SpreadLogits(scale, centre)), str(path))
+    return path
+
+
 def _script(module: nn.Module) -> torch.jit.ScriptModule:
     # TorchScript is deprecated upstream; the warning is noise in tests that deliberately use it.
     with warnings.catch_warnings():
@@ -172,10 +200,11 @@ def write_torch_package(path: Path | str) -> Path:
 
 
 def reference_scores(images: torch.Tensor, *, seed: int = 0, output: Output = "logit") -> numpy.ndarray:
-    """P(generated) for each image, straight from an eager TinyDetector (float64, shape (N,))."""
+    """The logit of "generated" for each image, straight from an eager TinyDetector (float64, shape (N,)): for
+    N×2 outputs the logit of the softmax probability of "generated", computed here from that probability."""
     model = TinyDetector(seed, output).eval()
     with torch.no_grad():
         logits = model(images.float().cpu()).double()
     if output == "two":
-        return torch.softmax(logits, dim=1)[:, 1].numpy()
-    return torch.sigmoid(logits.reshape(-1)).numpy()
+        return torch.logit(torch.softmax(logits, dim=1)[:, 1]).numpy()
+    return logits.reshape(-1).numpy()

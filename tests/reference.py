@@ -31,15 +31,16 @@ def load_images(root: Path, rows: list[dict], size: int) -> torch.Tensor:
 
 
 def expected_metrics(rows: list[dict], scores: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per generator: its generated images plus the shared real pool; then the mean over generators."""
+    """Per generator: its generated images plus the shared real pool; then the mean over generators. ``scores``
+    are logits (generated above 0)."""
     labels = np.array([r["label"] for r in rows])
     generators = np.array([r["generator"] or "" for r in rows])
     out: dict[str, dict[str, float]] = {}
     for name in sorted(set(generators[labels == 1])):
         mask = (generators == name) | ((labels == 0) & (generators == ""))
         y, s = labels[mask], scores[mask]
-        acc_real = float(np.mean(s[y == 0] <= 0.5))
-        acc_generated = float(np.mean(s[y == 1] > 0.5))
+        acc_real = float(np.mean(s[y == 0] <= 0.0))
+        acc_generated = float(np.mean(s[y == 1] > 0.0))
         out[name] = {
             "acc_real": acc_real, "acc_generated": acc_generated, "acc_mean": (acc_real + acc_generated) / 2,
             "ap": float(average_precision_score(y, s)), "roc_auc": float(roc_auc_score(y, s)),
@@ -49,9 +50,11 @@ def expected_metrics(rows: list[dict], scores: np.ndarray) -> dict[str, dict[str
 
 
 def scores_with_accuracy(rows: list[dict], accuracy: float, offset: float = 0.0) -> list[float]:
-    """Scores that classify exactly ``accuracy`` of every (label, generator) group right at threshold 0.5.
+    """Logits that classify exactly ``accuracy`` of every (label, generator) group right at logit 0 (the logits
+    of probabilities 0.9 and 0.1).
 
-    ``offset`` (below 0.4) moves the scores without changing a decision, so AP and ROC-AUC differ.
+    ``offset`` (below 0.4, on the probability scale) moves the scores without changing a decision, so AP and
+    ROC-AUC differ.
     """
     seen: dict[tuple[int, str], int] = {}
     sizes: dict[tuple[int, str], int] = {}
@@ -64,7 +67,8 @@ def scores_with_accuracy(rows: list[dict], accuracy: float, offset: float = 0.0)
         k = seen[key] = seen.get(key, 0) + 1
         right = k <= round(accuracy * sizes[key])
         says_generated = right == (row["label"] == 1)
-        scores.append(0.9 - offset * (k % 2) if says_generated else 0.1 + offset * (k % 3) / 2)
+        p = 0.9 - offset * (k % 2) if says_generated else 0.1 + offset * (k % 3) / 2
+        scores.append(float(np.log(p) - np.log1p(-p)))
     return scores
 
 

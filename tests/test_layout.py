@@ -104,7 +104,7 @@ def test_import_linter_contracts_hold() -> None:
 
 def test_the_web_process_never_imports_torch() -> None:
     code = (
-        "import sys, spectra.urls, spectra.submissions.services, spectra.submissions.tasks; "
+        "import sys, spectra.urls, spectra.submissions.services.submissions, spectra.submissions.tasks; "
         "from django.core.management import get_commands; get_commands(); print('torch' in sys.modules)"
     )
     printed = _python("", args=["manage.py", "shell", "-c", code])

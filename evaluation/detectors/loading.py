@@ -1,11 +1,13 @@
-"""Load an accepted detector artifact and turn its raw output into P(generated).
+"""Load an accepted detector artifact and turn its raw output into the logit of "generated".
 
 Runs only in the evaluation worker (its sandbox): TorchScript carries code. The web process recognised the
 upload with ``formats.sniff_artifact``; ``load_detector`` checks the bytes again, then deserialises. A
 safetensors upload is data only: the zoo builds the architecture it names and the tensors are loaded into it.
 
 Contract (DESIGN.md, "Detector"): input float32 N×3×S×S in [0, 1], S the declared input size; output N or
-N×1 logits of "generated" (sigmoid) or N×2 logits [real, generated] (softmax, column 1).
+N×1 logits of "generated" (sigmoid) or N×2 logits [real, generated] (softmax, column 1). Scores are kept as
+logits (for N×2: logit[generated] − logit[real], the logit of the softmax probability), which float32 storage
+keeps in order; probabilities would round to 1.0 for every logit above ~17 and tie a confident detector's images.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from onnx.external_data_helper import _get_all_tensors, uses_external_data
 from evaluation.detectors.architectures import build_architecture
 from evaluation.detectors.formats import ArtifactFormat, sniff_artifact
 from evaluation.errors import ArtifactRejected, DetectorLoadError, DetectorOutputError, EvaluationError
+from evaluation.metrics import LOGIT_LIMIT
 
 # Out-of-memory is about our batch size and hardware, not the submitter's model: let the worker see it.
 _RESOURCE_ERRORS: tuple[type[BaseException], ...] = (MemoryError, torch.cuda.OutOfMemoryError)
@@ -46,7 +49,7 @@ class Detector(ABC):
         """The model's output for ``batch`` as is (no shape or finiteness check)."""
 
     def scores(self, batch: torch.Tensor) -> numpy.ndarray:
-        """P(generated) for each image of an N×3×S×S float batch in [0, 1]: float64, shape (N,)."""
+        """The logit of "generated" for each image of an N×3×S×S float batch in [0, 1]: float64, shape (N,)."""
         n = _check_batch(batch, self.input_size)
         try:
             raw = self.raw_output(batch)
@@ -57,7 +60,7 @@ class Detector(ABC):
                 f"The detector failed on a batch of {n} images of {self.input_size}×{self.input_size} "
                 f"pixels: {describe_error(exc)}"
             ) from exc
-        return probabilities_from_output(raw, n)
+        return logits_from_output(raw, n)
 
 
 class TorchModuleDetector(Detector):
@@ -275,18 +278,19 @@ def probe_detector(detector: Detector, *, batch_size: int = 2) -> None:
             f"The detector failed on a {batch_size}×3×{size}×{size} probe batch: "
             f"{describe_error(exc).rstrip('.')}. Check the declared input size."
         ) from exc
-    probabilities_from_output(raw, batch_size)
+    logits_from_output(raw, batch_size)
 
 
-def probabilities_from_output(raw: numpy.ndarray, n: int) -> numpy.ndarray:
-    """Apply the output contract to a raw model output for ``n`` images: float64 P(generated), shape (n,)."""
+def logits_from_output(raw: numpy.ndarray, n: int) -> numpy.ndarray:
+    """Apply the output contract to a raw model output for ``n`` images: the float64 logit of "generated",
+    shape (n,), finite and within float32's range (the platform stores it as float32)."""
     raw = numpy.asarray(raw)
     if raw.dtype.kind != "f":
         raise DetectorOutputError(f"The detector returned {raw.dtype} values; logits must be floats.")
     if raw.shape in ((n,), (n, 1)):
         logits = raw.reshape(n).astype(numpy.float64)
     elif raw.shape == (n, 2):
-        # softmax(real, generated)[1] == sigmoid(generated - real), without exp overflow.
+        # softmax(real, generated)[1] == sigmoid(generated - real): the difference is the logit.
         logits = raw[:, 1].astype(numpy.float64) - raw[:, 0].astype(numpy.float64)
     else:
         raise DetectorOutputError(
@@ -300,14 +304,12 @@ def probabilities_from_output(raw: numpy.ndarray, n: int) -> numpy.ndarray:
         raise DetectorOutputError(
             f"The detector returned non-finite values (NaN or infinity) for {bad} of {n} images."
         )
-    return _sigmoid(logits)
-
-
-def _sigmoid(x: numpy.ndarray) -> numpy.ndarray:
-    # Two branches so that very negative logits stay distinct tiny probabilities (ranking metrics need
-    # that) and nothing overflows.
-    e = numpy.exp(-numpy.abs(x))
-    return numpy.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    huge = int(numpy.count_nonzero(numpy.abs(logits) > LOGIT_LIMIT))
+    if huge:
+        raise DetectorOutputError(
+            f"The detector returned logits beyond float32's range (about ±3.4e38) for {huge} of {n} images."
+        )
+    return logits
 
 
 def describe_error(exc: BaseException) -> str:

@@ -1,23 +1,21 @@
-"""The protocol registry. A protocol is one module here that calls ``register``; see base.py."""
+"""The protocol registry. A protocol is one module here that calls ``register``; see base.py.
+
+``RANKED_PROTOCOL`` is the protocol leaderboards rank on, by ``RANK_METRIC`` of its ``MEAN_SUBSET``.
+"""
 from __future__ import annotations
 
-from evaluation.protocols import cross_generator as cross_generator  # noqa: F401  (registers itself)
+from evaluation.metrics import MEAN_ACCURACY
+from evaluation.protocols import cross_generator as cross_generator  # (registers itself)
 from evaluation.protocols import robustness as robustness  # noqa: F401  (registers jpeg- and resize-robustness)
-from evaluation.protocols.base import (
-    Protocol as Protocol,
-)
-from evaluation.protocols.base import (
-    ProtocolResult as ProtocolResult,
-)
-from evaluation.protocols.base import (
-    UnknownProtocolError as UnknownProtocolError,
-)
-from evaluation.protocols.base import (
-    get_protocol as get_protocol,
-)
-from evaluation.protocols.base import (
-    list_protocols as list_protocols,
-)
-from evaluation.protocols.base import (
-    register as register,
-)
+from evaluation.protocols.base import EVALUATED_SPLIT as EVALUATED_SPLIT
+from evaluation.protocols.base import VALIDATION_SPLIT as VALIDATION_SPLIT
+from evaluation.protocols.base import Protocol as Protocol
+from evaluation.protocols.base import ProtocolResult as ProtocolResult
+from evaluation.protocols.base import UnknownProtocolError as UnknownProtocolError
+from evaluation.protocols.base import get_protocol as get_protocol
+from evaluation.protocols.base import list_protocols as list_protocols
+from evaluation.protocols.base import register as register
+from evaluation.protocols.cross_generator import MEAN_SUBSET as MEAN_SUBSET
+
+RANKED_PROTOCOL = cross_generator.NAME
+RANK_METRIC = MEAN_ACCURACY

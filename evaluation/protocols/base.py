@@ -1,7 +1,9 @@
 """What a protocol is, and the registry that names them.
 
-A protocol scores a shard of a dataset with a detector and turns the per-image scores into metrics per
-subset. Its ``version`` is stored with every Result: bump it whenever its numbers could change.
+A protocol scores a shard of a dataset with a detector (``run``, in the evaluation worker) and turns the
+per-image scores into metrics per subset (``summarise``, torch-free, on the platform). It declares which splits
+it scores and on which dataset versions, so no caller needs to know protocols by name. Its ``version`` is
+stored with every Result: bump it whenever its numbers could change.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ if TYPE_CHECKING:  # torch stays out of processes that only list protocols
     from evaluation.detectors.loading import Detector
 
 ProgressCallback = Callable[[int, str], None]  # (images done, stage)
+EVALUATED_SPLIT = "test"
+VALIDATION_SPLIT = "val"
 
 
 class UnknownProtocolError(EvaluationError):
@@ -39,7 +43,8 @@ class ShardData:
 
 @dataclass(frozen=True)
 class ProtocolResult:
-    metrics: dict[str, dict[str, float | None]]  # subset -> metric -> value; "mean" averages subsets
+    """A shard's scores: the logits of "generated", as float32 values (what the platform stores)."""
+
     row_ids: list[int] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)  # condition-major: len(conditions or [""]) × len(row_ids)
     conditions: list[str] = field(default_factory=list)  # empty: one clean condition
@@ -53,11 +58,19 @@ class Protocol:
     needs: frozenset[str]  # capabilities the detector must have, e.g. {"outputs"}
     default_config: dict[str, Any]
     run: Callable[[Detector, ShardData, dict[str, Any], ProgressCallback], ProtocolResult]
-    # Metrics from per-image scores alone (numpy, no torch): the platform recomputes every number and its
+    # Metrics from per-image logits alone (numpy, no torch): the platform recomputes every number and its
     # bootstrap interval with it from stored scores, so a new metric never re-runs a detector.
     # (labels, scores, generators, splits, config) -> subset -> metric -> value
     summarise: Callable[[np.ndarray, np.ndarray, list[str | None], np.ndarray, dict[str, Any]],
                         dict[str, dict[str, float | None]]]
+    # The evaluated split, then any split whose scores fit something the evaluated split is scored with (the
+    # carried threshold: "val"); a fitting split the dataset lacks, or that the platform skips, is left out.
+    splits: tuple[str, ...] = (EVALUATED_SPLIT,)
+    every_version: bool = True  # scored on every dataset version, or on the ranked one only
+
+    @property
+    def fitting_splits(self) -> tuple[str, ...]:
+        return self.splits[1:]
 
 
 _REGISTRY: dict[str, Protocol] = {}
@@ -80,3 +93,8 @@ def get_protocol(name: str) -> Protocol:
     except KeyError:
         close = difflib.get_close_matches(name, _REGISTRY, n=3) or list_protocols()
         raise UnknownProtocolError(f"no protocol named {name!r}; did you mean: {', '.join(close)}?") from None
+
+
+def float32_scores(scores: np.ndarray) -> list[float]:
+    """Scores as the platform stores them (float32), so the worker's CLI and the platform see the same values."""
+    return np.asarray(scores, dtype=np.float32).astype(np.float64).ravel().tolist()

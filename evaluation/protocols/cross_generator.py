@@ -12,6 +12,9 @@ v3: added TPR at 1 % and 0.1 % FPR.
 v4: accuracies at a threshold carried from the validation split (``*_carried``, ``threshold_carried``): fitted
     by balanced accuracy on the validation images of the declared source generator (config ``source``), or of
     every validation image, then applied to every test subset. Needs the validation rows scored too.
+v5: scores are logits (the fixed threshold is logit 0, i.e. probability 0.5): a confident detector's images no
+    longer tie at probability 1.0, which changes AP, ROC-AUC and TPR at low FPR; the carried threshold is fitted
+    on logits (midpoints between logits) and ``threshold_carried`` is a logit.
 """
 from __future__ import annotations
 
@@ -19,9 +22,26 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.metrics import DEFAULT_THRESHOLD, METRIC_NAMES, balanced_threshold, detection_metrics, mean_of_subsets
-from evaluation.protocols.base import ProgressCallback, Protocol, ProtocolResult, ShardData, register
+from evaluation.metrics import (
+    DEFAULT_THRESHOLD,
+    MEAN_ACCURACY,
+    METRIC_NAMES,
+    balanced_threshold,
+    detection_metrics,
+    mean_of_subsets,
+)
+from evaluation.protocols.base import (
+    EVALUATED_SPLIT,
+    VALIDATION_SPLIT,
+    ProgressCallback,
+    Protocol,
+    ProtocolResult,
+    ShardData,
+    float32_scores,
+    register,
+)
 
+NAME = "cross-generator"
 MEAN_SUBSET = "mean"
 
 
@@ -52,7 +72,7 @@ def subset_metrics(
     return per_subset
 
 
-ACCURACIES = ("acc_real", "acc_generated", "acc_mean")
+ACCURACIES = ("acc_real", "acc_generated", MEAN_ACCURACY)
 
 
 def carried_threshold(labels: np.ndarray, scores: np.ndarray, generators: list[str | None],
@@ -72,7 +92,7 @@ def carried_threshold(labels: np.ndarray, scores: np.ndarray, generators: list[s
 def summarise(labels: np.ndarray, scores: np.ndarray, generators: list[str | None], splits: np.ndarray,
               config: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     """Test-split metrics at the fixed threshold, and at the threshold carried from the validation split."""
-    test, val = splits == "test", splits == "val"
+    test, val = splits == EVALUATED_SPLIT, splits == VALIDATION_SPLIT
     test_generators = [g for g, keep in zip(generators, test, strict=True) if keep]
     metrics = subset_metrics(labels[test], scores[test], test_generators, float(config["threshold"]))
     t = carried_threshold(labels[val], scores[val], [g for g, keep in zip(generators, val, strict=True) if keep],
@@ -92,25 +112,18 @@ def run(detector: Any, data: ShardData, config: dict[str, Any], progress: Progre
         scores[done : done + len(rows)] = detector.scores(images)
         done += len(rows)
         progress(done, "scoring")
-    progress(done, "metrics")
-    labels = np.array([r.row.label for r in data.rows], dtype=np.int64)
-    splits = np.array([r.row.split for r in data.rows], dtype=object)
-    metrics = summarise(labels, scores, [r.row.generator for r in data.rows], splits, config)
-    return ProtocolResult(
-        metrics=metrics,
-        row_ids=[r.row_id for r in data.rows],
-        scores=[float(s) for s in scores],
-    )
+    return ProtocolResult(row_ids=[r.row_id for r in data.rows], scores=float32_scores(scores))
 
 
 PROTOCOL = register(
     Protocol(
-        name="cross-generator",
-        version=4,
+        name=NAME,
+        version=5,
         title="Cross-generator accuracy, AP and ROC-AUC",
         needs=frozenset({"outputs"}),
         default_config={"threshold": DEFAULT_THRESHOLD, "source": None, "batch_size": 32},
         run=run,
         summarise=summarise,
+        splits=(EVALUATED_SPLIT, VALIDATION_SPLIT),
     )
 )

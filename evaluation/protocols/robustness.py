@@ -6,6 +6,9 @@ subset the cross-generator metrics are reported (keys ``<subset>/<condition>``: 
 matrix), plus ``<subset>/area``: the normalised area under each metric's curve over the perturbation axis
 (trapezoidal rule over the quality or scale values, divided by their range), i.e. the metric's mean level
 across the sweep. Defaults: JPEG qualities 100, 95, 90, 80, 70, 60, 50, 30; scale factors 1, 0.75, 0.5, 0.25.
+The sweeps run on the ranked dataset version only (they multiply the work by their number of conditions).
+
+v2: scores are logits (see cross-generator v5): ties at probability 1.0 are gone.
 """
 from __future__ import annotations
 
@@ -13,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.metrics import DEFAULT_THRESHOLD
+from evaluation.metrics import DEFAULT_THRESHOLD, MEAN_ACCURACY
 from evaluation.perturbations import jpeg_condition, scale_condition
-from evaluation.protocols.base import ProgressCallback, Protocol, ProtocolResult, ShardData, register
+from evaluation.protocols.base import ProgressCallback, Protocol, ProtocolResult, ShardData, float32_scores, register
 from evaluation.protocols.cross_generator import subset_metrics
 
 AREA = "area"
-AREA_METRICS = ("acc_mean", "ap", "roc_auc")
+AREA_METRICS = (MEAN_ACCURACY, "ap", "roc_auc")
 
 
 def _axis(config: dict[str, Any]) -> tuple[list[str], list[float]]:
@@ -65,24 +68,18 @@ def run(detector: Any, data: ShardData, config: dict[str, Any], progress: Progre
             scores[k, done:done + len(rows)] = detector.scores(batch[k])
         done += len(rows)
         progress(done, "scoring")
-    progress(done, "metrics")
-    labels = np.array([r.row.label for r in data.rows], dtype=np.int64)
-    return ProtocolResult(
-        metrics=summarise(labels, scores, [r.row.generator for r in data.rows],
-                          np.array([r.row.split for r in data.rows], dtype=object), config),
-        row_ids=[r.row_id for r in data.rows], scores=scores.ravel().tolist(), conditions=conditions,
-    )
+    return ProtocolResult(row_ids=[r.row_id for r in data.rows], scores=float32_scores(scores), conditions=conditions)
 
 
 JPEG = register(Protocol(
-    name="jpeg-robustness", version=1, title="Robustness to JPEG compression (real and generated alike)",
+    name="jpeg-robustness", version=2, title="Robustness to JPEG compression (real and generated alike)",
     needs=frozenset({"outputs"}),
     default_config={"qualities": [100, 95, 90, 80, 70, 60, 50, 30], "threshold": DEFAULT_THRESHOLD, "batch_size": 32},
-    run=run, summarise=summarise,
+    run=run, summarise=summarise, every_version=False,
 ))
 RESIZE = register(Protocol(
-    name="resize-robustness", version=1, title="Robustness to downscaling (real and generated alike)",
+    name="resize-robustness", version=2, title="Robustness to downscaling (real and generated alike)",
     needs=frozenset({"outputs"}),
     default_config={"scales": [1.0, 0.75, 0.5, 0.25], "threshold": DEFAULT_THRESHOLD, "batch_size": 32},
-    run=run, summarise=summarise,
+    run=run, summarise=summarise, every_version=False,
 ))

@@ -15,7 +15,7 @@ def _overall(labels, scores, generators, splits):
 def test_the_interval_of_an_accuracy_matches_the_binomial_closed_form() -> None:
     # 400 real images, 320 classified right: acc_real = 0.8 with standard error sqrt(p (1 - p) / n) = 0.02.
     labels = np.r_[np.zeros(400, int), np.ones(400, int)]
-    scores = np.r_[np.full(320, 0.1), np.full(80, 0.9), np.full(400, 0.9)]
+    scores = np.r_[np.full(320, -2.2), np.full(80, 2.2), np.full(400, 2.2)]  # logits: real at or below 0
     low, high = bootstrap_intervals(labels, scores, [None] * 800, _overall, resamples=2000)["all"]["acc_real"]
     half_width = 1.959964 * np.sqrt(0.8 * 0.2 / 400)
     assert (low + high) / 2 == pytest.approx(0.8, abs=0.005)

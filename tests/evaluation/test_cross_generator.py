@@ -52,7 +52,7 @@ def _by_hand_carried(val_labels, val_scores, test_labels, test_scores) -> tuple[
 
     cuts = sorted(set(val_scores))
     best = max(balanced(val_labels, val_scores, t) for t in cuts)
-    t = min((c for c in cuts if balanced(val_labels, val_scores, c) == best), key=lambda c: abs(c - 0.5))
+    t = min((c for c in cuts if balanced(val_labels, val_scores, c) == best), key=lambda c: abs(c))  # nearest logit 0
     return t, balanced(test_labels, test_scores, t)
 
 
@@ -60,28 +60,28 @@ def test_the_threshold_is_fitted_on_validation_and_carried_to_the_test_subsets()
     from evaluation.protocols.cross_generator import summarise
 
     rng = np.random.default_rng(11)
-    # Validation and test: a shared real pool and two generators; generator "b" is scored lower overall.
+    # Validation and test logits: a shared real pool and two generators; generator "b" is scored lower overall.
     def part(split: str, n: int):
         labels = np.r_[np.zeros(n, int), np.ones(2 * n, int)]
         generators = [None] * n + ["a"] * n + ["b"] * n
-        scores = np.r_[rng.normal(0.2, 0.1, n), rng.normal(0.5, 0.1, n), rng.normal(0.35, 0.1, n)].clip(0, 1)
+        scores = np.r_[rng.normal(-2.0, 0.8, n), rng.normal(0.5, 0.8, n), rng.normal(-0.8, 0.8, n)]
         return labels, scores, generators, [split] * (3 * n)
 
     val, test = part("val", 60), part("test", 80)
     labels, scores = np.r_[val[0], test[0]], np.r_[val[1], test[1]]
     generators, splits = val[2] + test[2], np.array(val[3] + test[3], dtype=object)
-    out = summarise(labels, scores, generators, splits, {"threshold": 0.5, "source": None})
+    out = summarise(labels, scores, generators, splits, {"threshold": 0.0, "source": None})
     t = out["mean"]["threshold_carried"]
-    assert 0.2 < t < 0.5  # below 0.5: the generated images score low
+    assert -2.0 < t < 0.0  # below logit 0: the generated images score low
     by_hand_t, _ = _by_hand_carried(val[0], val[1], test[0], test[1])
     # Any cut between the same two validation scores decides alike; ours is their midpoint.
     assert np.mean(val[1] <= t) == np.mean(val[1] <= by_hand_t)
     for name in ("a", "b"):
         y, s = test[0][test_mask := np.array([g in (name, None) for g in test[2]])], test[1][test_mask]
         assert out[name]["acc_mean_carried"] == pytest.approx((np.mean(s[y == 0] <= t) + np.mean(s[y == 1] > t)) / 2)
-        assert out[name]["acc_mean"] == subset_metrics(test[0], test[1], test[2], 0.5)[name]["acc_mean"]
+        assert out[name]["acc_mean"] == subset_metrics(test[0], test[1], test[2], 0.0)[name]["acc_mean"]
     # Declaring the source fits the threshold on that generator's validation subset only.
-    only_a = summarise(labels, scores, generators, splits, {"threshold": 0.5, "source": "a"})
+    only_a = summarise(labels, scores, generators, splits, {"threshold": 0.0, "source": "a"})
     a_mask = np.array([g in ("a", None) for g in val[2]])
     by_hand_a, _ = _by_hand_carried(val[0][a_mask], val[1][a_mask], test[0], test[1])
     assert np.mean(val[1][a_mask] <= only_a["mean"]["threshold_carried"]) == np.mean(val[1][a_mask] <= by_hand_a)
@@ -90,5 +90,16 @@ def test_the_threshold_is_fitted_on_validation_and_carried_to_the_test_subsets()
         (np.mean(test[1][test[0] == 0] <= only_a["mean"]["threshold_carried"])
          + np.mean(test[1][np.array(test[2]) == "a"] > only_a["mean"]["threshold_carried"])) / 2)
     # Without validation rows there is nothing to carry.
-    assert summarise(test[0], test[1], test[2], np.array(test[3], dtype=object), {"threshold": 0.5})["mean"][
+    assert summarise(test[0], test[1], test[2], np.array(test[3], dtype=object), {"threshold": 0.0})["mean"][
         "acc_mean_carried"] is None
+
+
+def test_protocols_declare_the_splits_and_versions_they_score() -> None:
+    from evaluation.protocols import EVALUATED_SPLIT, RANKED_PROTOCOL, VALIDATION_SPLIT
+
+    ranked = get_protocol(RANKED_PROTOCOL)
+    assert ranked.splits == (EVALUATED_SPLIT, VALIDATION_SPLIT) and ranked.fitting_splits == (VALIDATION_SPLIT,)
+    assert ranked.every_version and ranked.default_config["threshold"] == 0.0  # a logit
+    for name in ("jpeg-robustness", "resize-robustness"):
+        sweep = get_protocol(name)
+        assert sweep.splits == (EVALUATED_SPLIT,) and not sweep.every_version

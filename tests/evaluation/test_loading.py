@@ -1,7 +1,6 @@
 """load_detector / probe_detector on real TorchScript and ONNX files, against an eager reference."""
 from __future__ import annotations
 
-import math
 import warnings
 import zipfile
 from pathlib import Path
@@ -16,8 +15,8 @@ from evaluation.detectors.formats import ArtifactFormat
 from evaluation.detectors.loading import (
     Detector,
     load_detector,
+    logits_from_output,
     pick_device,
-    probabilities_from_output,
     probe_detector,
 )
 from evaluation.errors import DetectorLoadError, DetectorOutputError
@@ -142,15 +141,19 @@ def test_onnx_with_a_fixed_other_size_is_refused_at_load(files: Path) -> None:
 
 def test_output_contract_conversion_by_hand() -> None:
     logits = numpy.array([-50.0, -40.0, 0.0, 3.0], dtype=numpy.float32)
-    expected = [1 / (1 + math.exp(50)), 1 / (1 + math.exp(40)), 0.5, 1 / (1 + math.exp(-3))]
-    numpy.testing.assert_allclose(probabilities_from_output(logits, 4), expected, rtol=1e-12)
+    numpy.testing.assert_array_equal(logits_from_output(logits, 4), [-50.0, -40.0, 0.0, 3.0])
+    numpy.testing.assert_array_equal(logits_from_output(logits.reshape(4, 1), 4), [-50.0, -40.0, 0.0, 3.0])
     pairs = numpy.array([[2.0, -1.0], [0.5, 0.5], [-300.0, 300.0]])
-    softmax = torch.softmax(torch.tensor(pairs), dim=1)[:, 1].numpy()
-    numpy.testing.assert_allclose(probabilities_from_output(pairs, 3), softmax, rtol=1e-12)
+    softmax = torch.softmax(torch.tensor(pairs), dim=1)[:, 1].double()
+    # the N×2 score is the logit of the softmax probability of "generated"
+    numpy.testing.assert_allclose(torch.sigmoid(torch.from_numpy(logits_from_output(pairs, 3))), softmax, rtol=1e-12)
+    numpy.testing.assert_array_equal(logits_from_output(pairs, 3), [-3.0, 0.0, 600.0])
     with pytest.raises(DetectorOutputError, match="non-finite"):
-        probabilities_from_output(numpy.array([[0.0, numpy.inf]]), 1)
+        logits_from_output(numpy.array([[0.0, numpy.inf]]), 1)
+    with pytest.raises(DetectorOutputError, match="beyond float32's range"):
+        logits_from_output(numpy.array([[-3e38, 3e38]]), 1)
     with pytest.raises(DetectorOutputError, match="shape \\(3,\\) for a batch of 2"):
-        probabilities_from_output(numpy.zeros(3), 2)
+        logits_from_output(numpy.zeros(3), 2)
 
 
 def test_tuple_output_is_refused(files: Path) -> None:
@@ -294,11 +297,11 @@ def test_safetensors_weights_load_into_their_zoo_architecture(files: Path) -> No
     detector = load_detector(path, "safetensors", input_size=32, device=CPU, architecture="spectral-lr")
     images = natural_images(6, 32)
     with torch.no_grad():
-        expected = torch.sigmoid(model(images).double()).numpy()
+        expected = model(images).double().numpy()
     assert detector.format == "safetensors" and "gradients" in detector.capabilities
     assert "features" in detector.capabilities
     numpy.testing.assert_allclose(detector.scores(images), expected, rtol=1e-12)
-    assert len(set(numpy.round(expected, 6))) > 1  # the weights were loaded: untrained scores are all 0.5
+    assert len(set(numpy.round(expected, 6))) > 1  # the weights were loaded: untrained logits are all 0
 
 
 def test_safetensors_that_do_not_fit_the_architecture_say_what_differs(files: Path) -> None:

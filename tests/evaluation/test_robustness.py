@@ -17,7 +17,7 @@ from evaluation.protocols.robustness import normalised_area, summarise
 from evaluation.runner import run_shard
 from tests.detector_files import reference_scores, write_torchscript
 from tests.evaluation.test_runner import SIZE, _request
-from tests.reference import split_rows
+from tests.reference import load_images, split_rows
 
 
 def _photo() -> Image.Image:
@@ -49,11 +49,11 @@ def test_summarise_is_cross_generator_per_condition_plus_areas() -> None:
     rng = np.random.default_rng(1)
     labels = np.r_[np.zeros(30, int), np.ones(60, int)]
     generators = [None] * 30 + ["a"] * 30 + ["b"] * 30
-    scores = rng.random((2, 90))
+    scores = rng.normal(0.0, 2.0, (2, 90))
     config = {**get_protocol("jpeg-robustness").default_config, "qualities": [90, 50]}
     out = summarise(labels, scores, generators, np.full(90, "test", dtype=object), config)
     for k, condition in enumerate(("jpeg-90", "jpeg-50")):
-        for subset, metrics in subset_metrics(labels, scores[k], generators, 0.5).items():
+        for subset, metrics in subset_metrics(labels, scores[k], generators, 0.0).items():
             assert out[f"{subset}/{condition}"] == metrics
     area = out["mean/area"]["acc_mean_area"]
     assert area == pytest.approx((out["mean/jpeg-90"]["acc_mean"] + out["mean/jpeg-50"]["acc_mean"]) / 2)
@@ -81,17 +81,25 @@ def _perturbed(root: Path, rows: list[dict], condition: str) -> torch.Tensor:
     ("jpeg-robustness", {"qualities": [90, 30]}, ["jpeg-90", "jpeg-30"]),
     ("resize-robustness", {"scales": [0.5]}, ["scale-0.5"]),
 ])
-def test_a_robustness_shard_scores_every_condition_like_a_direct_computation(
+def test_a_robustness_shard_perturbs_real_and_generated_images_alike_like_a_direct_computation(
     mini_root: Path, tmp_path: Path, protocol: str, config: dict, conditions: list[str],
 ) -> None:
+    rows = split_rows(mini_root)
+    first = next(i for i, row in enumerate(rows) if row["label"] == 1) - 60  # 60 real, then 60 generated rows
+    rows = rows[first:first + 120]
+    labels = np.array([row["label"] for row in rows])
+    assert (labels == 0).sum() == (labels == 1).sum() == 60
     artifact = write_torchscript(tmp_path / "d.pt", seed=4)
     request = _request(mini_root, artifact, protocol=protocol, protocol_version=get_protocol(protocol).version,
-                       config={**config, "batch_size": 40}, first_row=0, last_row=120)
+                       config={**config, "batch_size": 40}, first_row=first, last_row=first + 120)
     outcome = run_shard(request, lambda progress: None)
     assert outcome.status == "done", outcome.error
     assert outcome.conditions == conditions and len(outcome.scores) == len(conditions) * 120
-    rows = split_rows(mini_root)[:120]
     scores = np.asarray(outcome.scores).reshape(len(conditions), 120)
+    clean = reference_scores(load_images(mini_root, rows, SIZE), seed=4)
     for k, condition in enumerate(conditions):
         direct = reference_scores(_perturbed(mini_root, rows, condition), seed=4)
         assert np.abs(scores[k] - direct).max() < 1e-5, condition
+        for label in (0, 1):  # each class really was perturbed: its scores moved away from the clean ones
+            moved = np.abs(scores[k][labels == label] - clean[labels == label])
+            assert np.median(moved) > 1e-3, (condition, label)

@@ -9,8 +9,11 @@ import pytest
 
 from evaluation.datasets.manifest import file_sha256, manifest_sha256
 from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest
+from evaluation.metrics import ScoreKind
 from evaluation.protocols import get_protocol
 from evaluation.runner import run_shard
+from evaluation.summary import summary_from_scores
+from tests import detector_files
 from tests.detector_files import reference_scores, write_pickled_checkpoint, write_torchscript
 from tests.reference import expected_metrics, load_images, split_rows
 
@@ -39,10 +42,8 @@ def test_a_full_shard_matches_a_direct_computation(mini_root: Path, tmp_path: Pa
     rows = split_rows(mini_root)
     direct = reference_scores(load_images(mini_root, rows, SIZE), seed=2)
     np.testing.assert_allclose(outcome.scores, direct, atol=1e-5)
-    expected = expected_metrics(rows, np.asarray(direct, dtype=np.float64))
-    for subset, metrics in expected.items():
-        for name, value in metrics.items():
-            assert outcome.metrics[subset][name] == pytest.approx(value, abs=1e-6), (subset, name)
+    assert np.array_equal(np.float32(outcome.scores), outcome.scores)  # float32 values, as the platform stores
+    assert not hasattr(outcome, "metrics")  # the worker sends scores only; the platform computes every number
     assert [p.stage for p in progress][0] == "loading" and progress[-1].done == progress[-1].total == len(rows)
     outcome.check()
 
@@ -93,13 +94,54 @@ def test_messages_refuse_other_versions_and_missing_fields() -> None:
 def test_a_done_message_checks_its_numbers() -> None:
     base = dict(run_id=1, status="done", evaluator_version="x", artifact_sha256="a", manifest_sha256="m",
                 protocol="cross-generator", protocol_version=VERSION)
-    ShardDone(**base, metrics={"mean": {"ap": 0.5, "roc_auc": None}}, row_ids=[1], scores=[0.2]).check()
-    with pytest.raises(MessageError, match="finite"):
-        ShardDone(**base, metrics={"mean": {"ap": float("nan")}}).check()
-    with pytest.raises(MessageError, match="probabilities"):
-        ShardDone(**base, row_ids=[1], scores=[1.5]).check()
+    ShardDone(**base, row_ids=[1, 2, 3], scores=[-60.0, 1.5, 3e38]).check()  # logits, not probabilities
+    for bad in (float("nan"), float("inf"), -float("inf"), 1e39, True, "0.5"):
+        with pytest.raises(MessageError, match="finite logits within float32's range"):
+            ShardDone(**base, row_ids=[1], scores=[bad]).check()
     with pytest.raises(MessageError, match="one value per row id and condition"):
         ShardDone(**base, row_ids=[1, 2], scores=[0.5]).check()
     ShardDone(**base, row_ids=[1, 2], scores=[0.1, 0.2, 0.3, 0.4], conditions=["jpeg-90", "jpeg-50"]).check()
     with pytest.raises(MessageError, match="one value per row id and condition"):
         ShardDone(**base, row_ids=[1, 2], scores=[0.1, 0.2, 0.3], conditions=["jpeg-90", "jpeg-50"]).check()
+
+
+def test_a_message_of_the_previous_version_with_worker_metrics_is_refused() -> None:
+    base = dict(run_id=1, status="done", evaluator_version="x", artifact_sha256="a", manifest_sha256="m",
+                protocol="cross-generator", protocol_version=VERSION, row_ids=[1], scores=[0.2])
+    current = ShardDone(**base).to_dict()
+    assert "metrics" not in current and ShardDone.from_dict(current) == ShardDone(**base)
+    with pytest.raises(MessageError, match="message version 4"):
+        ShardDone.from_dict({**current, "version": 4, "metrics": {"mean": {"ap": 0.99}}})
+
+
+def test_logits_from_minus_to_plus_60_give_scikit_learns_ap_and_roc_auc_where_probabilities_tie(
+    mini_root: Path, tmp_path: Path,
+) -> None:
+    rows = split_rows(mini_root)
+    scale, centre = detector_files.spread_logit_map(load_images(mini_root, rows, SIZE))
+    artifact = detector_files.write_spread_logits(tmp_path / "wide.pt", scale=scale, centre=centre)
+    outcome = run_shard(_request(mini_root, artifact), lambda _: None)
+    assert outcome.status == "done", outcome.error
+    logits = np.asarray(outcome.scores)
+    assert logits.min() < -59 and logits.max() > 59
+
+    def numbers(scores: np.ndarray, kind: ScoreKind) -> dict:
+        return summary_from_scores(protocol="cross-generator", config={}, manifest_url=str(mini_root / "manifest.jsonl"),
+                                   split="test", row_ids=outcome.row_ids, scores=scores, score_kind=kind,
+                                   resamples=2).metrics
+
+    exact = expected_metrics(rows, logits)  # scikit-learn on the exact logits
+    stored = numbers(logits, ScoreKind.LOGIT)
+    for subset, values in exact.items():
+        for name in ("ap", "roc_auc", "acc_real", "acc_generated"):
+            assert stored[subset][name] == pytest.approx(values[name], abs=1e-12), (subset, name)
+
+    # The old storage: float32 probabilities, which round to exactly 1.0 above logit ~17 and tie those images.
+    probabilities = (1 / (1 + np.exp(-logits))).astype(np.float32)
+    assert np.count_nonzero(probabilities == 1.0) > 50
+    old = numbers(probabilities, ScoreKind.PROBABILITY)
+    ap_error = max(abs(old[s]["ap"] - exact[s]["ap"]) for s in exact)
+    auc_error = max(abs(old[s]["roc_auc"] - exact[s]["roc_auc"]) for s in exact)
+    assert ap_error > 1e-4 and auc_error > 1e-5, (ap_error, auc_error)
+    # ... while the accuracies at probability 0.5 (logit 0) are the same either way.
+    assert all(old[s]["acc_mean"] == stored[s]["acc_mean"] for s in exact)

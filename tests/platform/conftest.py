@@ -29,7 +29,7 @@ def cross_generator_only(settings) -> None:
 @pytest.fixture
 def send() -> Iterator[mock.MagicMock]:
     """The only mock: the function that would put the ShardRequest on the broker."""
-    with mock.patch("spectra.submissions.services.evaluation_runs_send", autospec=True) as patched:
+    with mock.patch("spectra.submissions.services.runs.evaluation_runs_send", autospec=True) as patched:
         yield patched
 
 

@@ -16,8 +16,9 @@ from evaluation.messages import ShardDone, ShardProgress
 from evaluation.protocols import get_protocol
 from evaluation.version import EVALUATOR_VERSION
 from spectra.benchmarks.services import benchmark_upsert
-from spectra.submissions import services
 from spectra.submissions.models import Result, Submission
+from spectra.submissions.services.runs import shard_done_record, shard_progress_record
+from spectra.submissions.services.submissions import submission_create
 from tests import detector_files
 from tests.reference import expected_metrics, scores_with_accuracy, split_rows
 
@@ -40,7 +41,7 @@ def api() -> Client:
 
 
 def make_submission(owner, dataset, data: bytes, name: str) -> Submission:
-    return services.submission_create(
+    return submission_create(
         owner=owner, name=name, benchmark=dataset.benchmark, upload=SimpleUploadedFile(f"{name}.onnx", data),
         declared_format="onnx", input_size=32,
     )
@@ -51,10 +52,10 @@ def finish(submission: Submission, line_numbers: list[int], scores: list[float])
     outcome = ShardDone(
         run_id=run.pk, status="done", evaluator_version=EVALUATOR_VERSION,
         artifact_sha256=submission.artifact.sha256, manifest_sha256=submission.dataset.manifest_sha256,
-        protocol=run.protocol, protocol_version=run.protocol_version, metrics={},
+        protocol=run.protocol, protocol_version=run.protocol_version,
         row_ids=line_numbers, scores=scores,
     )
-    services.shard_done_record(outcome=outcome)
+    shard_done_record(outcome=outcome)
     submission.refresh_from_db()
     assert submission.status == "done", submission.error
     return outcome
@@ -147,7 +148,7 @@ def test_the_leaderboard_ranks_finished_submissions_by_mean_accuracy_and_ties_sh
     finish(subs[2], test_line_numbers, scores_with_accuracy(rows, 0.75, offset=0.2))
     # The fourth stays queued; a fifth (same file as the first) fails: neither is ranked.
     failed = make_submission(alice, mini_dataset, onnx_files[0], "broken")
-    services.shard_done_record(outcome=ShardDone(
+    shard_done_record(outcome=ShardDone(
         run_id=failed.runs.get().pk, status="failed", evaluator_version=EVALUATOR_VERSION,
         artifact_sha256=failed.artifact.sha256, manifest_sha256=mini_dataset.manifest_sha256,
         protocol="cross-generator", protocol_version=CROSS_GENERATOR_VERSION, error="The detector could not be loaded.", error_kind="user",
@@ -194,7 +195,7 @@ def test_a_submission_shows_its_status_and_progress(api, alice, mini_dataset, on
     assert body["manifest_sha256"] == mini_dataset.manifest_sha256
     assert (body["error"], body["error_kind"], body["started"], body["finished"]) == ("", "", None, None)
 
-    services.shard_progress_record(progress=ShardProgress(
+    shard_progress_record(progress=ShardProgress(
         run_id=submission.runs.get().pk, done=300, total=TEST_ROWS, stage="scoring"))
     body = api.get(url).json()
     assert body["status"] == "running" and body["started"] is not None
@@ -203,7 +204,7 @@ def test_a_submission_shows_its_status_and_progress(api, alice, mini_dataset, on
 
 def test_a_failed_submission_shows_its_error_in_plain_words(api, alice, mini_dataset, onnx_files, send):
     submission = make_submission(alice, mini_dataset, onnx_files[0], "bad")
-    services.shard_done_record(outcome=ShardDone(
+    shard_done_record(outcome=ShardDone(
         run_id=submission.runs.get().pk, status="failed", evaluator_version=EVALUATOR_VERSION,
         artifact_sha256=submission.artifact.sha256, manifest_sha256=mini_dataset.manifest_sha256,
         protocol="cross-generator", protocol_version=CROSS_GENERATOR_VERSION, error="The model's output has 3 columns.", error_kind="user",

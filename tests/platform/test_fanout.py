@@ -12,10 +12,12 @@ from django.urls import reverse
 
 from evaluation.baselines import SHORTCUTS, shortcut_scores
 from evaluation.messages import ShardDone
+from evaluation.metrics import ScoreKind, logits_of
 from evaluation.version import EVALUATOR_VERSION
 from spectra.benchmarks.services import dataset_register
-from spectra.submissions import services
 from spectra.submissions.models import EvaluationRun, Result, Submission
+from spectra.submissions.services.runs import shard_done_record
+from spectra.submissions.services.submissions import submission_create
 from tests import detector_files
 from tests.reference import expected_metrics, split_rows
 
@@ -28,7 +30,7 @@ def onnx_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def _create(alice, dataset, data: bytes) -> Submission:
-    return services.submission_create(owner=alice, name="fan", benchmark=dataset.benchmark,
+    return submission_create(owner=alice, name="fan", benchmark=dataset.benchmark,
                                       upload=SimpleUploadedFile("d.onnx", data), declared_format="onnx", input_size=32)
 
 
@@ -47,7 +49,7 @@ def _done(run: EvaluationRun, row_ids: list[int], scores: list[float]) -> ShardD
 
 def _finish_run(run: EvaluationRun, scores_by_line: dict[int, float], lines: list[int]) -> None:
     ids = lines[run.first_row:run.last_row]
-    services.shard_done_record(outcome=_done(run, ids, [scores_by_line[i] for i in ids]))
+    shard_done_record(outcome=_done(run, ids, [scores_by_line[i] for i in ids]))
 
 
 def test_shards_cover_the_split_and_aggregate_once_all_are_in(settings, alice, mini_dataset, mini_root, onnx_bytes, send,
@@ -61,7 +63,7 @@ def test_shards_cover_the_split_and_aggregate_once_all_are_in(settings, alice, m
     send.assert_called_once_with(runs=runs)
 
     lines = _line_ids(mini_root)
-    scores = dict(zip(lines, np.random.default_rng(9).random(len(lines)).tolist(), strict=True))
+    scores = dict(zip(lines, np.random.default_rng(9).normal(0.0, 3.0, len(lines)).tolist(), strict=True))
     for run in reversed(runs[1:]):  # out of order, and once twice: a retried shard overwrites
         _finish_run(run, scores, lines)
         assert not Result.objects.filter(submission=submission).exists()
@@ -74,7 +76,7 @@ def test_shards_cover_the_split_and_aggregate_once_all_are_in(settings, alice, m
     stored = {r.subset: r.metrics for r in Result.objects.filter(submission=submission)}
     assert set(stored) == set(expected)
     for subset, metrics in expected.items():
-        assert {k: stored[subset][k] for k in metrics} == pytest.approx(metrics)
+        assert {k: stored[subset][k] for k in metrics} == pytest.approx(metrics, abs=1e-12)
     assert {r.worker for r in submission.runs.all()} == {"eval-0", "eval-1"}
 
 
@@ -85,7 +87,7 @@ def test_a_failed_shard_fails_the_submission_and_nothing_is_aggregated(settings,
     first, second = submission.runs.order_by("shard")
     lines = _line_ids(mini_root)
     _finish_run(first, dict.fromkeys(lines, 0.5), lines)
-    services.shard_done_record(outcome=dataclasses.replace(_done(second, [], []), status="failed",
+    shard_done_record(outcome=dataclasses.replace(_done(second, [], []), status="failed",
                                                            error="out of memory", error_kind="user"))
     submission.refresh_from_db()
     assert (submission.status, submission.error) == ("failed", "out of memory")
@@ -101,8 +103,8 @@ def test_a_detector_that_keys_on_jpeg_scores_high_on_the_biased_version_near_cha
     assert sorted(r.dataset.variant for r in submission.runs.all()) == ["biased", "original", "unbiased"]
     for run in submission.runs.select_related("dataset"):
         # The detector's scores are exactly what JPEG format and quality say (the shortcut, as a detector).
-        row_ids, scores = shortcut_scores(run.dataset.manifest_url, JPEG_ONLY)
-        services.shard_done_record(outcome=_done(run, row_ids, scores))
+        row_ids, probabilities = shortcut_scores(run.dataset.manifest_url, JPEG_ONLY)
+        shard_done_record(outcome=_done(run, row_ids, logits_of(probabilities, ScoreKind.PROBABILITY).tolist()))
 
     board = client.get(reverse("api:leaderboard", args=["mini"])).json()
     assert board["versions"] == ["original", "biased", "unbiased"]
@@ -128,16 +130,16 @@ def test_robustness_results_are_a_generator_by_condition_matrix_with_areas(
     lines = _line_ids(mini_root)
     qualities = [100, 95, 90, 80, 70, 60, 50, 30]
     rng = np.random.default_rng(4)
-    clean = rng.random(len(lines))
-    # Scores that drift towards 0.5 as the quality drops: the detector loses its signal under JPEG.
-    matrix = np.stack([0.5 + (clean - 0.5) * (q / 100) ** 2 for q in qualities])
+    clean = rng.normal(0.0, 3.0, len(lines))
+    # Logits that drift towards 0 as the quality drops: the detector loses its signal under JPEG.
+    matrix = np.stack([clean * (q / 100) ** 2 for q in qualities])
     for run in submission.runs.order_by("protocol", "shard"):
         ids = lines[run.first_row:run.last_row]
         if run.protocol == "cross-generator":
-            services.shard_done_record(outcome=_done(run, ids, clean[run.first_row:run.last_row].tolist()))
+            shard_done_record(outcome=_done(run, ids, clean[run.first_row:run.last_row].tolist()))
         else:
             part = matrix[:, run.first_row:run.last_row]
-            services.shard_done_record(outcome=dataclasses.replace(
+            shard_done_record(outcome=dataclasses.replace(
                 _done(run, ids, part.ravel().tolist()), conditions=[f"jpeg-{q}" for q in qualities]))
     submission.refresh_from_db()
     assert submission.status == "done", submission.error
@@ -165,7 +167,7 @@ def test_results_are_recomputed_from_stored_scores_without_a_detector(alice, min
 
     submission = _create(alice, mini_dataset, onnx_bytes)
     lines = _line_ids(mini_root)
-    scores = dict(zip(lines, np.random.default_rng(3).random(len(lines)).tolist(), strict=True))
+    scores = dict(zip(lines, np.random.default_rng(3).normal(0.0, 3.0, len(lines)).tolist(), strict=True))
     _finish_run(submission.runs.get(), scores, lines)
     before = {r.subset: (r.metrics, r.intervals) for r in Result.objects.filter(submission=submission)}
     Result.objects.filter(submission=submission).delete()

@@ -14,8 +14,9 @@ from rest_framework.authtoken.models import Token
 
 from evaluation.messages import ShardDone
 from evaluation.version import EVALUATOR_VERSION
-from spectra.submissions import services
 from spectra.submissions.models import Submission
+from spectra.submissions.services.runs import shard_done_record
+from spectra.submissions.services.submissions import submission_create
 from tests import detector_files
 from tests.reference import scores_with_accuracy, split_rows
 
@@ -29,7 +30,7 @@ def onnx_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 @pytest.fixture
 def submission(alice, mini_dataset, onnx_bytes, send) -> Submission:
-    return services.submission_create(
+    return submission_create(
         owner=alice, name="pages detector", benchmark=mini_dataset.benchmark,
         upload=SimpleUploadedFile("d.onnx", onnx_bytes), declared_format="onnx", input_size=32,
     )
@@ -84,8 +85,8 @@ def test_the_leaderboard_page_says_the_benchmark_is_synthetic(client, mini_datas
 
 def test_the_leaderboard_page_shows_a_finished_submission(client, submission, mini_root, test_line_numbers):
     scores = scores_with_accuracy(split_rows(mini_root), 0.625)
-    services.shard_done_record(outcome=outcome_for(
-        submission, status="done", metrics={}, row_ids=test_line_numbers, scores=scores))
+    shard_done_record(outcome=outcome_for(
+        submission, status="done", row_ids=test_line_numbers, scores=scores))
     page = page_of(client.get("/leaderboards/mini/"))
     assert f'<tr data-submission="{submission.pk}">' in page
     cell = re.search(r'<td class="num" data-metric="acc_mean">0\.6250\s*<span class="ci">\[(0\.\d{4}), (0\.\d{4})\]</span>', page)
@@ -111,7 +112,7 @@ def test_a_queued_submission_shows_a_progress_bar(client, submission):
 
 def test_a_failed_submission_shows_the_error_and_no_traceback(client, submission):
     error = "The detector's output has 3 columns per image; return N logits, N×1 logits or N×2 [real, generated]."
-    services.shard_done_record(outcome=outcome_for(submission, status="failed", error=error, error_kind="user"))
+    shard_done_record(outcome=outcome_for(submission, status="failed", error=error, error_kind="user"))
     response = client.get(f"/submissions/{submission.pk}/")
     assert response.status_code == 200
     page = page_of(response)
@@ -122,16 +123,16 @@ def test_a_failed_submission_shows_the_error_and_no_traceback(client, submission
 
 
 def test_a_submission_that_failed_on_our_side_says_so(client, submission, test_line_numbers):
-    services.shard_done_record(outcome=outcome_for(
-        submission, status="done", metrics={}, row_ids=test_line_numbers[:3], scores=[0.5] * 3))
+    shard_done_record(outcome=outcome_for(
+        submission, status="done", row_ids=test_line_numbers[:3], scores=[0.5] * 3))
     page = page_of(client.get(f"/submissions/{submission.pk}/"))
     assert "The evaluation failed on our side." in page and "failed the platform's checks" in page
 
 
 def test_a_finished_submission_shows_the_results_table_and_the_chart(client, submission, test_line_numbers):
-    # Every image scored 0.75: all generated right, all real wrong, and ROC-AUC undefined-free but flat (0.5).
-    services.shard_done_record(outcome=outcome_for(
-        submission, status="done", metrics={}, row_ids=test_line_numbers, scores=[0.75] * len(test_line_numbers)))
+    # Every image scored logit 0.75: all generated right, all real wrong, and ROC-AUC undefined-free but flat (0.5).
+    shard_done_record(outcome=outcome_for(
+        submission, status="done", row_ids=test_line_numbers, scores=[0.75] * len(test_line_numbers)))
     response = client.get(f"/submissions/{submission.pk}/")
     assert response.status_code == 200
     page = page_of(response)

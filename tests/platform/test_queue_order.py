@@ -7,8 +7,8 @@ import itertools
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from spectra.submissions import services
 from spectra.submissions.models import EvaluationRun
+from spectra.submissions.services.submissions import submission_create
 from spectra.zoo.services import zoo_owner
 from tests import detector_files
 
@@ -22,11 +22,11 @@ def test_a_persons_shards_start_before_the_zoo_shards_still_queued(settings, ali
     data = detector_files.write_onnx(tmp_path / "d.onnx", seed=3, input_size=32).read_bytes()
     total = len(test_line_numbers)
     settings.SPECTRA_SHARD_IMAGES = -(-total // ZOO_SHARDS)
-    zoo = services.submission_create(owner=zoo_owner(), name="zoo row", benchmark=mini_dataset.benchmark,
+    zoo = submission_create(owner=zoo_owner(), name="zoo row", benchmark=mini_dataset.benchmark,
                                      upload=SimpleUploadedFile("d.onnx", data), declared_format="onnx",
                                      input_size=32, zoo_entry="spectral-lr", zoo_trained_on="original")
     settings.SPECTRA_SHARD_IMAGES = -(-total // PERSON_SHARDS)
-    person = services.submission_create(owner=alice, name="mine", benchmark=mini_dataset.benchmark,
+    person = submission_create(owner=alice, name="mine", benchmark=mini_dataset.benchmark,
                                         upload=SimpleUploadedFile("d.onnx", data), declared_format="onnx",
                                         input_size=32)
     assert (zoo.runs.count(), person.runs.count()) == (ZOO_SHARDS, PERSON_SHARDS)

@@ -1,6 +1,6 @@
 """Uploading a detector through the web form (/submit/) and the API (POST /api/v1/submissions/).
 
-No worker runs here: the one seam patched is ``services.evaluation_runs_send``, so the broker is never
+No worker runs here: the one seam patched is ``services.runs.evaluation_runs_send``, so the broker is never
 touched, and ``django_capture_on_commit_callbacks`` shows whether the send was scheduled after commit.
 """
 from __future__ import annotations

@@ -5,6 +5,7 @@ from django.db import transaction
 
 from evaluation.baselines import BASELINE_VERSION, SHORTCUTS, shortcut_scores
 from evaluation.datasets.manifest import centre_crops
+from evaluation.metrics import ScoreKind
 from evaluation.protocols import get_protocol
 from evaluation.version import EVALUATOR_VERSION
 from spectra.benchmarks.models import Dataset
@@ -25,7 +26,7 @@ def baselines_build(*, dataset: Dataset) -> list[BaselineResult]:
         if not row_ids:
             continue
         summary = summary_from_scores(protocol=protocol.name, config={}, manifest_url=dataset.manifest_url,
-                                      split="test", row_ids=row_ids, scores=scores)
+                                      split="test", row_ids=row_ids, scores=scores, score_kind=ScoreKind.PROBABILITY)
         for subset, metrics in summary.metrics.items():
             result, _ = BaselineResult.objects.update_or_create(
                 dataset=dataset, baseline=shortcut.name, protocol=protocol.name, subset=subset,

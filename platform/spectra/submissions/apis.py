@@ -11,8 +11,9 @@ from rest_framework.views import APIView
 
 from spectra.benchmarks.selectors import benchmark_get
 from spectra.core.errors import ApplicationError, NotFoundError
-from spectra.submissions import selectors, services
+from spectra.submissions import selectors
 from spectra.submissions.models import ArtifactFormat, Result, Submission
+from spectra.submissions.services.submissions import submission_create
 
 
 class ProgressOutput(serializers.Serializer):
@@ -81,7 +82,7 @@ class SubmissionCreateApi(APIView):
             benchmark = benchmark_get(slug=data["benchmark"])
         except NotFoundError as error:  # a field of the request, not the resource asked for: 400
             raise ApplicationError(error.message) from None
-        submission = services.submission_create(
+        submission = submission_create(
             owner=request.user, name=data["name"], benchmark=benchmark,
             upload=data["file"], declared_format=data["format"], input_size=data["input_size"], source=data["source"],
             architecture=data["architecture"],

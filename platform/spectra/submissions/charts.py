@@ -4,10 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluation.protocols import get_protocol
+from evaluation.metrics import MEAN_ACCURACY
+from evaluation.protocols import MEAN_SUBSET, get_protocol
+from evaluation.protocols.robustness import AREA
 from spectra.submissions.models import Result
-
-AREA = "area"
 
 
 def _error_bars(results: list, key: str) -> dict:
@@ -44,7 +44,7 @@ class RobustnessSection:
 
 
 def _matrix(results: list[Result], subsets: list[str], conditions: list[str]) -> list[list[float | None]]:
-    cells = {(r.subset, r.condition): r.metrics.get("acc_mean") for r in results}
+    cells = {(r.subset, r.condition): r.metrics.get(MEAN_ACCURACY) for r in results}
     return [[cells.get((s, c)) for c in conditions] for s in subsets]
 
 
@@ -54,7 +54,7 @@ def robustness_sections(results: list[Result]) -> list[RobustnessSection]:
     for protocol in sorted({r.protocol for r in results}):
         rows = [r for r in results if r.protocol == protocol]
         conditions = list(dict.fromkeys(r.condition for r in rows if r.condition != AREA))
-        subsets = sorted({r.subset for r in rows}, key=lambda s: (s != "mean", s))
+        subsets = sorted({r.subset for r in rows}, key=lambda s: (s != MEAN_SUBSET, s))
         matrix = _matrix(rows, subsets, conditions)
         heatmap = {"type": "heatmap", "x": conditions, "y": subsets, "z": matrix, "zmin": 0, "zmax": 1,
                    "colorscale": "Viridis", "colorbar": {"title": {"text": "mean acc."}}}
@@ -64,7 +64,7 @@ def robustness_sections(results: list[Result]) -> list[RobustnessSection]:
                   "yaxis2": {"range": [0, 1], "title": {"text": "mean accuracy"}}, "showlegend": True}
         sections.append(RobustnessSection(
             protocol=protocol, title=get_protocol(protocol).title, conditions=conditions, subsets=subsets,
-            areas=sorted((r for r in rows if r.condition == AREA), key=lambda r: (r.subset != "mean", r.subset)),
+            areas=sorted((r for r in rows if r.condition == AREA), key=lambda r: (r.subset != MEAN_SUBSET, r.subset)),
             figure={"data": [heatmap, *curves], "layout": layout},
         ))
     return sections

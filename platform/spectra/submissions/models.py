@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from evaluation.metrics import ScoreKind
 from spectra.benchmarks.models import Benchmark, Dataset
 
 
@@ -137,5 +138,9 @@ class ImageScores(models.Model):
     conditions = models.JSONField(default=list, blank=True,
                                   help_text='The scores\' rows: one per condition ("" is clean); empty means [""].')
     row_ids = models.BinaryField(help_text="zlib-compressed little-endian int64 manifest line numbers")
-    scores = models.BinaryField(help_text="zlib-compressed little-endian float32 probabilities 'generated', "
-                                          "conditions × count, row-major")
+    scores = models.BinaryField(help_text="zlib-compressed little-endian float32 scores of 'generated' (of "
+                                          "`kind`), conditions × count, row-major")
+    # Rows stored before evaluator 0.3 hold probabilities (the migration marks them); they stay recomputable.
+    kind = models.CharField(max_length=20, choices=[(k.value, k.value) for k in ScoreKind], default=ScoreKind.LOGIT,
+                            help_text="logit: the detector's logits; probability: the float32 probabilities "
+                                      "stored before evaluator 0.3 (they tie at 1.0 for logits above ~17)")

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 from django.db.models import QuerySet
 
+from evaluation.metrics import logits_of
+from evaluation.protocols import MEAN_SUBSET
 from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.core.errors import NotFoundError
 from spectra.submissions.models import ImageScores, Result, Submission
-
-MEAN_SUBSET = "mean"
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,8 @@ def result_list(*, submission: Submission, protocol: str | None = None) -> list[
 
 
 def image_scores_get(*, scores: ImageScores) -> tuple[np.ndarray, np.ndarray]:
-    """(manifest row ids, probabilities) of a run's stored per-image scores."""
+    """(manifest row ids, float64 logits) of a run's stored per-image scores; rows stored as probabilities
+    (before evaluator 0.3) are converted in float64, which keeps their order (and their ties at 1.0)."""
     row_ids = np.frombuffer(zlib.decompress(bytes(scores.row_ids)), dtype="<i8")
     values = np.frombuffer(zlib.decompress(bytes(scores.scores)), dtype="<f4")
-    return row_ids, values
+    return row_ids, logits_of(values, scores.kind)

@@ -12,12 +12,14 @@ from collections.abc import Sequence
 import numpy as np
 from django.conf import settings
 
+from evaluation.metrics import ScoreKind
 from evaluation.summary import Summary
 from evaluation.summary import summary_from_scores as _summary_from_scores
 
 
 def summary_from_scores(*, protocol: str, config: dict, manifest_url: str, split: str | set[str], row_ids: list[int],
-                        scores: Sequence[float] | np.ndarray) -> Summary:
+                        scores: Sequence[float] | np.ndarray, score_kind: ScoreKind | str) -> Summary:
     """DatasetError when a row id is not a line of the manifest's ``split``."""
     return _summary_from_scores(protocol=protocol, config=config, manifest_url=manifest_url, split=split,
-                                row_ids=row_ids, scores=scores, resamples=settings.SPECTRA_BOOTSTRAP_RESAMPLES)
+                                row_ids=row_ids, scores=scores, score_kind=score_kind,
+                                resamples=settings.SPECTRA_BOOTSTRAP_RESAMPLES)

@@ -7,11 +7,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from evaluation.protocols import RANKED_PROTOCOL
 from spectra.core.errors import ApplicationError
-from spectra.submissions import selectors, services
+from spectra.submissions import selectors
 from spectra.submissions.charts import results_chart, robustness_sections
 from spectra.submissions.forms import SubmissionForm
-from spectra.submissions.services import CROSS_GENERATOR
+from spectra.submissions.services.submissions import submission_create
 
 
 @login_required
@@ -20,7 +21,7 @@ def submit(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            submission = services.submission_create(
+            submission = submission_create(
                 owner=request.user, name=data["name"], benchmark=data["benchmark"], upload=data["file"],
                 declared_format=data["format"], input_size=data["input_size"], source=data["source"],
                 architecture=data["architecture"],
@@ -42,8 +43,8 @@ def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
     groups: dict[int, list] = {}
     for result in results:
         groups.setdefault(result.dataset_id, []).append(result)
-    ranked = [r for r in groups.get(submission.dataset_id, []) if r.protocol == CROSS_GENERATOR]
-    robustness = robustness_sections([r for r in groups.get(submission.dataset_id, []) if r.protocol != CROSS_GENERATOR])
+    ranked = [r for r in groups.get(submission.dataset_id, []) if r.protocol == RANKED_PROTOCOL]
+    robustness = robustness_sections([r for r in groups.get(submission.dataset_id, []) if r.protocol != RANKED_PROTOCOL])
     context = {
         "submission": submission,
         "progress": selectors.submission_progress(submission=submission),

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 
 from evaluation.bootstrap import difference_interval
+from evaluation.protocols import RANKED_PROTOCOL
 from models_zoo.registry import Card, UnknownModelError, get_card, list_cards
 from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.core.errors import NotFoundError
 from spectra.leaderboards.selectors import MEAN_SUBSET, RANK_METRIC
 from spectra.submissions.models import Artifact, Result, Submission, SubmissionStatus
-from spectra.submissions.services import CROSS_GENERATOR
 from spectra.zoo.models import ZooExperiment, ZooPreparation, ZooStage
 
 EFFECT_METRIC = RANK_METRIC  # the paper's metric is accuracy: here the mean of the real and generated accuracies
@@ -44,7 +44,7 @@ def zoo_submission_list(*, entry: str) -> QuerySet[Submission]:
 def zoo_row_accuracy(*, rows: list[Submission]) -> dict[int, list[tuple[str, float]]]:
     """Each row's clean cross-generator mean accuracy per dataset version, in the platform's version order."""
     found: dict[int, dict[str, float]] = {}
-    results = Result.objects.filter(submission__in=rows, subset=MEAN_SUBSET, condition="", protocol=CROSS_GENERATOR)
+    results = Result.objects.filter(submission__in=rows, subset=MEAN_SUBSET, condition="", protocol=RANKED_PROTOCOL)
     for submission_id, variant, metrics in results.values_list("submission_id", "dataset__variant", "metrics"):
         if metrics.get(RANK_METRIC) is not None:
             found.setdefault(submission_id, {})[variant] = metrics[RANK_METRIC]
@@ -126,7 +126,7 @@ def _effect(benchmark: str, variant: str, seeds: list[_SeedPair]) -> DebiasingEf
 
 def _means_by_variant(submission: Submission) -> dict[str, _Mean]:
     results = Result.objects.filter(submission=submission, subset=MEAN_SUBSET, condition="",
-                                    protocol=CROSS_GENERATOR).select_related("dataset")
+                                    protocol=RANKED_PROTOCOL).select_related("dataset")
     return {r.dataset.variant: (r.metrics[EFFECT_METRIC], (r.intervals or {}).get(EFFECT_METRIC))
             for r in results if r.metrics.get(EFFECT_METRIC) is not None}
 

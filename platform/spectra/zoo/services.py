@@ -12,7 +12,8 @@ from models_zoo.cards import DEBIASING_SEEDS
 from models_zoo.registry import Card, get_card, list_cards
 from spectra.benchmarks.models import Benchmark, Dataset
 from spectra.submissions.models import Submission, SubmissionStatus
-from spectra.submissions.services import artifact_store, submission_create
+from spectra.submissions.services.artifacts import artifact_store
+from spectra.submissions.services.submissions import submission_create
 from spectra.zoo.models import ZooExperiment, ZooExport, ZooPreparation, ZooStage
 
 

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from spectra.core.errors import ApplicationError
 from spectra.submissions.models import Submission, SubmissionStatus
-from spectra.submissions.services import submission_results_recompute
+from spectra.submissions.services.results import submission_results_recompute
 
 
 class Command(BaseCommand):

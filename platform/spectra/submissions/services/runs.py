@@ -1,0 +1,141 @@
+"""Writes of evaluation runs: sending the shards, and recording the workers' progress and outcomes."""
+from __future__ import annotations
+
+import logging
+import zlib
+
+import numpy as np
+from celery import current_app, group
+from django.db import transaction
+from django.utils import timezone
+
+from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest
+from evaluation.metrics import ScoreKind
+from evalworker.broker import TASK_EVALUATE_SHARD, evaluation_queue
+from spectra.core.storage import storage_url
+from spectra.submissions.models import EvaluationRun, ImageScores, Submission, SubmissionStatus
+from spectra.submissions.services.results import aggregate
+
+log = logging.getLogger(__name__)
+
+
+def shard_request_build(*, run: EvaluationRun) -> ShardRequest:
+    artifact, dataset = run.submission.artifact, run.dataset
+    return ShardRequest(
+        run_id=run.pk, artifact_url=storage_url(artifact.file.name), artifact_sha256=artifact.sha256,
+        artifact_format=artifact.format, artifact_architecture=artifact.architecture,
+        input_size=artifact.input_size, dataset_root_url=dataset.root,
+        manifest_url=dataset.manifest_url, manifest_sha256=dataset.manifest_sha256, protocol=run.protocol,
+        protocol_version=run.protocol_version, config={}, split=run.split, first_row=run.first_row,
+        last_row=run.last_row,
+    )
+
+
+def evaluation_runs_send(*, runs: list[EvaluationRun]) -> None:
+    """All shards as one Celery group on queue ``eval`` (a zoo row's on ``eval-zoo``, read only when ``eval`` is
+    empty): any number of evaluation workers share them. The aggregate step is the platform worker's
+    (shard_done_record), so no result backend is needed."""
+    queue = evaluation_queue(zoo=bool(runs and runs[0].submission.zoo_entry))
+    signatures = [current_app.signature(TASK_EVALUATE_SHARD, args=[shard_request_build(run=run).to_dict()], queue=queue)
+                  for run in runs]
+    group(signatures).apply_async()
+
+
+def shard_progress_record(*, progress: ShardProgress) -> None:
+    now = timezone.now()
+    # `total` is the platform's own count, set when the run was made; a worker's message never changes it.
+    updated = EvaluationRun.objects.filter(pk=progress.run_id).exclude(status__in=["done", "failed"]).update(
+        done=min(progress.done, progress.total), stage=progress.stage, heartbeat=now, status=SubmissionStatus.RUNNING
+    )
+    if not updated:
+        log.info("dropped progress for run %s: no such run, or it has finished", progress.run_id)
+        return
+    Submission.objects.filter(runs__pk=progress.run_id, status=SubmissionStatus.QUEUED).update(
+        status=SubmissionStatus.RUNNING, started=now
+    )
+
+
+def _check_outcome(run: EvaluationRun, outcome: ShardDone) -> None:
+    """Re-check what the worker sent before anything is written."""
+    outcome.check()
+    expected = {
+        "artifact_sha256": run.submission.artifact.sha256, "manifest_sha256": run.dataset.manifest_sha256,
+        "protocol": run.protocol, "protocol_version": run.protocol_version,
+    }
+    for key, value in expected.items():
+        if getattr(outcome, key) != value:
+            raise MessageError(f"{key} {getattr(outcome, key)!r} does not match the run's {value!r}")
+    expected_rows = run.last_row - run.first_row  # fixed when the run was made; progress cannot change it
+    if outcome.status == "done" and (len(outcome.row_ids) != expected_rows or len(set(outcome.row_ids)) != expected_rows):
+        raise MessageError(f"expected {expected_rows} distinct scored rows, got {len(outcome.row_ids)}")
+
+
+def _scores_store(run: EvaluationRun, outcome: ShardDone) -> None:
+    ImageScores.objects.update_or_create(
+        run=run,
+        defaults={
+            "count": len(outcome.row_ids), "conditions": outcome.conditions, "kind": ScoreKind.LOGIT,
+            "row_ids": zlib.compress(np.asarray(outcome.row_ids, dtype="<i8").tobytes()),
+            "scores": zlib.compress(np.asarray(outcome.scores, dtype="<f4").tobytes()),
+        },
+    )
+
+
+def _submission_finish(submission: Submission) -> None:
+    runs = list(submission.runs.all())
+    failed = [r for r in runs if r.status == SubmissionStatus.FAILED]
+    if not failed and any(r.status != SubmissionStatus.DONE for r in runs):
+        return
+    submission.status = SubmissionStatus.FAILED if failed else SubmissionStatus.DONE
+    submission.finished = timezone.now()
+    submission.save(update_fields=["status", "finished", "error", "error_kind"])
+
+
+def _as_platform_failure(outcome: ShardDone, error: MessageError) -> ShardDone:
+    return ShardDone.from_dict({
+        **outcome.to_dict(), "status": "failed", "error_kind": "platform", "row_ids": [],
+        "scores": [], "error": f"The evaluation worker sent a result that failed the platform's checks ({error}); "
+        "no numbers were recorded.",
+    })
+
+
+def _record(run: EvaluationRun, submission: Submission, outcome: ShardDone) -> ShardDone:
+    """Store the shard; when it is the last of its (dataset version, protocol), aggregate. Returns the outcome
+    as recorded (a platform failure when the checks fail)."""
+    try:
+        _check_outcome(run, outcome)
+        if outcome.status == "done":
+            _scores_store(run, outcome)
+            run.status = SubmissionStatus.DONE
+            run.save(update_fields=["status"])
+            siblings = list(submission.runs.filter(dataset=run.dataset, protocol=run.protocol).select_related("scores"))
+            if all(r.status == SubmissionStatus.DONE for r in siblings):
+                aggregate(submission, siblings, outcome.evaluator_version)
+    except MessageError as error:
+        log.error("run %s: the worker's result failed the checks: %s", run.pk, error)
+        return _as_platform_failure(outcome, error)
+    return outcome
+
+
+@transaction.atomic
+def shard_done_record(*, outcome: ShardDone) -> None:
+    """Write a shard's outcome after re-checking it; a message for a vanished run is dropped. The submission
+    row is locked, so shards finishing at once on several workers aggregate exactly once."""
+    run = EvaluationRun.objects.select_for_update().select_related("dataset").filter(pk=outcome.run_id).first()
+    if run is None:
+        log.warning("dropped shard_done for run %s: the run no longer exists", outcome.run_id)
+        return
+    submission = Submission.objects.select_for_update().select_related("artifact").get(pk=run.submission_id)
+    run.submission = submission
+    with transaction.atomic():  # a savepoint: a failed check or aggregate leaves no partial rows
+        recorded = _record(run, submission, outcome)
+        if recorded.status == "failed":
+            transaction.set_rollback(True)
+    run.heartbeat, run.timings, run.worker = timezone.now(), outcome.timings, outcome.worker[:200]
+    if recorded.status == "failed":
+        run.status = SubmissionStatus.FAILED
+        submission.error, submission.error_kind = recorded.error, recorded.error_kind
+    else:
+        run.status, run.done, run.stage = SubmissionStatus.DONE, run.total, "done"
+    run.save(update_fields=["status", "done", "stage", "heartbeat", "timings", "worker"])
+    _submission_finish(submission)

@@ -1,0 +1,82 @@
+"""Writes of submissions: creation with one evaluation run per shard of every evaluated dataset version."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+
+from evaluation.protocols import Protocol, get_protocol
+from spectra.benchmarks.models import Benchmark, Dataset
+from spectra.benchmarks.selectors import dataset_current, dataset_versions_evaluated, split_size
+from spectra.core.errors import ApplicationError
+from spectra.submissions.models import EvaluationRun, Submission
+from spectra.submissions.services import runs as run_services
+from spectra.submissions.services.artifacts import artifact_store
+
+
+def shard_ranges(total: int, size: int) -> list[tuple[int, int]]:
+    """[first, last) row ranges of at most ``size`` rows covering ``total`` rows (at least one range)."""
+    size = max(size, 1)
+    return [(first, min(first + size, total)) for first in range(0, total, size)] or [(0, 0)]
+
+
+def _plan(submission: Submission, datasets: list[Dataset]) -> list[tuple[Protocol, Dataset]]:
+    """(protocol, dataset version) pairs: each protocol on every version, or on the ranked one only when it
+    says so (the robustness sweeps multiply the work by their number of conditions)."""
+    protocols = [get_protocol(name) for name in settings.SPECTRA_PROTOCOLS]
+    return [(protocol, dataset) for protocol in protocols for dataset in datasets
+            if protocol.every_version or dataset.pk == submission.dataset_id]
+
+
+def _splits(protocol: Protocol, dataset: Dataset) -> list[tuple[str, int]]:
+    """(split, rows) the protocol scores on this version: its evaluated split, and its fitting splits (the
+    carried threshold's validation split) unless SPECTRA_CARRY_THRESHOLD is off or the version has none."""
+    evaluated, *fitting = protocol.splits
+    splits = [(evaluated, split_size(dataset=dataset, split=evaluated))]
+    if settings.SPECTRA_CARRY_THRESHOLD:
+        splits += [(split, rows) for split in fitting if (rows := split_size(dataset=dataset, split=split))]
+    return splits
+
+
+def _runs_create(submission: Submission, datasets: list[Dataset]) -> list[EvaluationRun]:
+    """One run per shard of each (protocol, dataset version, split); shards are numbered per (submission,
+    protocol)."""
+    runs, shards = [], dict.fromkeys(settings.SPECTRA_PROTOCOLS, 0)
+    for protocol, dataset in _plan(submission, datasets):
+        for split, total in _splits(protocol, dataset):
+            for first, last in shard_ranges(total, settings.SPECTRA_SHARD_IMAGES):
+                runs.append(EvaluationRun(
+                    submission=submission, dataset=dataset, protocol=protocol.name, protocol_version=protocol.version,
+                    shard=shards[protocol.name], split=split, first_row=first, last_row=last, total=last - first,
+                ))
+                shards[protocol.name] += 1
+    return EvaluationRun.objects.bulk_create(runs)
+
+
+def _check_source(source: str, dataset: Dataset) -> str:
+    generators = sorted({s.generator for s in dataset.subsets.all() if s.generator and s.n_generated})
+    if source and source not in generators:
+        raise ApplicationError(f"Unknown training generator {source!r}; {dataset.benchmark.slug} has: "
+                               f"{', '.join(generators)}. Leave it blank to fix the threshold on every validation image.")
+    return source
+
+
+def submission_create(
+    *, owner, name: str, benchmark: Benchmark, upload: UploadedFile, declared_format: str, input_size: int,
+    source: str = "", zoo_entry: str = "", zoo_trained_on: str = "", architecture: str = "",
+) -> Submission:
+    """Create a queued submission, ranked on the benchmark's original version and evaluated on every current
+    version (original, biased, unbiased…) in shards; the shards are sent once the transaction commits."""
+    dataset = dataset_current(benchmark=benchmark)
+    source = _check_source(source.strip(), dataset)
+    with transaction.atomic():
+        artifact = artifact_store(owner=owner, upload=upload, declared_format=declared_format, input_size=input_size,
+                                  architecture=architecture)
+        submission = Submission.objects.create(
+            name=name.strip() or artifact.original_name or f"detector {artifact.sha256[:8]}",
+            owner=owner, artifact=artifact, benchmark=benchmark, dataset=dataset, source=source, zoo_entry=zoo_entry,
+            zoo_trained_on=zoo_trained_on,
+        )
+        runs = _runs_create(submission, dataset_versions_evaluated(benchmark=benchmark))
+        transaction.on_commit(lambda: run_services.evaluation_runs_send(runs=runs))
+    return submission
