@@ -43,6 +43,7 @@ from evaluation.datasets.manifest import (
     LABEL_REAL,
     SPLITS,
     ManifestRow,
+    centre_crop_box,
     file_sha256,
     read_manifest,
     write_manifest,
@@ -122,20 +123,19 @@ class _Photos:
         height, width = self.pixels.shape[:2]
         if min(height, width) < side:
             raise DatasetError(f"the sample photo {photo} is smaller than {side} px; the packages' photos have changed")
-        top = min(max(y - (side - TILE) // 2, 0), height - side)
-        left = min(max(x - (side - TILE) // 2, 0), width - side)
+        offset = centre_crop_box(side, side, TILE)[0]  # where the evaluation pipeline's crop starts
+        top, left = min(max(y - offset, 0), height - side), min(max(x - offset, 0), width - side)
         return np.ascontiguousarray(self.pixels[top:top + side, left:left + side])
 
 
-def _measured_quality(data: bytes, encoded: int) -> int:
-    """The quality a reader would measure, by the estimator the audits use (the encoded one if it cannot say)."""
+def _measured_traits(data: bytes) -> tuple[int | None, str | None, int | None]:
+    """(luma quality, chroma subsampling, chroma quality) as a reader measures them, by the audits' estimators."""
     from PIL import Image
 
-    from evaluation.datasets.jpeg import estimate_jpeg_quality
+    from evaluation.datasets.jpeg import jpeg_traits
 
     with Image.open(io.BytesIO(data)) as image:
-        estimate = estimate_jpeg_quality(image)
-    return encoded if estimate is None else estimate
+        return jpeg_traits(image)
 
 
 def _write(root: Path, relative: str, data: bytes) -> str:
@@ -157,8 +157,9 @@ def _real_rows(reals: list[ManifestRow], generator: str, split: str, out: Path, 
         stem = PurePosixPath(row.path).stem
         data = _encode_jpeg(photos.window(stem, size), quality)
         relative = f"images/{split}/{generator}/real/{stem}.jpg"
-        yield ManifestRow(relative, LABEL_REAL, generator, split, size, size, "JPEG",
-                          _measured_quality(data, quality), _write(out, relative, data))
+        luma_quality, subsampling, chroma_quality = _measured_traits(data)
+        yield ManifestRow(relative, LABEL_REAL, generator, split, size, size, "JPEG", luma_quality,
+                          _write(out, relative, data), chroma_subsampling=subsampling, chroma_quality=chroma_quality)
 
 
 def _generated_rows(base_root: Path, fakes: list[ManifestRow], generator: str, out: Path) -> Iterator[ManifestRow]:
