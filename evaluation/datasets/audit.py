@@ -16,7 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from evaluation.datasets.manifest import LABEL_GENERATED, LABEL_REAL, ManifestRow, cropped_size
+from evaluation.datasets.manifest import (
+    LABEL_GENERATED,
+    LABEL_REAL,
+    ManifestRow,
+    centre_crops,
+    cropped_size,
+    dataset_info,
+)
 from evaluation.metrics import DEFAULT_THRESHOLD
 
 # v2: sizes after the centre crop of dataset.json; v3: chroma features, torchvision's crop (pads, never
@@ -110,6 +117,13 @@ def _count_distributions(distributions: dict[str, Counter[str]], row: ManifestRo
     distributions["chroma_subsampling"][shown(row.chroma_subsampling)] += 1
     distributions["chroma_quality"][shown(row.chroma_quality)] += 1
     distributions["size"][feature_value(row, "size", crop)] += 1
+
+
+def audit_version(root_url: str, rows: Iterable[ManifestRow]) -> dict[str, Any]:
+    """The audit of the version in ``root_url``: its rows audited with the crops and recipe of its dataset.json."""
+    from evaluation.datasets.unbiased import recipe_rules  # numpy + Pillow, only needed here
+
+    return audit_rows(rows, crops=centre_crops(root_url), recipe=recipe_rules(dataset_info(root_url).get("recipe")))
 
 
 def audit_rows(rows: Iterable[ManifestRow], crops: Mapping[str, int] | None = None,

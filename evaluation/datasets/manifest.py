@@ -199,8 +199,8 @@ def subset_counts(rows: Iterable[ManifestRow]) -> dict[tuple[str | None, str], d
     return counts
 
 
-def centre_crops(root_url: str) -> dict[str, int]:
-    """Per-generator centre crops a dataset version asks for in its dataset.json (the unbiased recipe)."""
+def dataset_info(root_url: str) -> dict[str, Any]:
+    """A dataset version's dataset.json (what made it, the centre crops it asks for); {} when it has none."""
     try:
         with fsspec.open(f"{root_url.rstrip('/')}/dataset.json", "rt", encoding="utf-8") as handle:
             spec = json.load(handle)
@@ -208,7 +208,14 @@ def centre_crops(root_url: str) -> dict[str, int]:
         return {}
     except json.JSONDecodeError as error:
         raise DatasetError(f"dataset.json of {root_url} is not valid JSON: {error}") from None
-    return {str(k): int(v) for k, v in spec.get("centre_crop", {}).items()}
+    if not isinstance(spec, dict):
+        raise DatasetError(f"dataset.json of {root_url} must hold a JSON object")
+    return spec
+
+
+def centre_crops(root_url: str) -> dict[str, int]:
+    """Per-generator centre crops a dataset version asks for in its dataset.json (the unbiased recipe)."""
+    return {str(k): int(v) for k, v in dataset_info(root_url).get("centre_crop", {}).items()}
 
 
 def centre_crop_box(width: int, height: int, side: int) -> tuple[int, int, int, int]:
