@@ -1,10 +1,12 @@
 """Shortcut baselines: detectors that never look at pixels, only at one nuisance feature of the file.
 
-``jpeg-quality-only`` sees the file format and JPEG quality; ``size-only`` sees the image size (after the
-version's centre crop, as a detector would). Each is fitted on the train split as P(generated | feature value)
-with add-one smoothing, an unseen value getting the train prior, and scores the test split. On a biased
-dataset they score well; an uploaded detector that barely beats them has learned little more than the bias.
-Streaming: two passes over the manifest, memory in the number of distinct values and test rows.
+``jpeg-quality-only`` sees every JPEG trait of the file: its format, luma quality, chroma subsampling and
+chroma quality (the audit's ``jpeg`` feature; the name is kept so stored rows stay comparable by name, the
+version says what it saw). ``size-only`` sees the image size after the version's centre crop, as a detector
+would. Each is the audit's ``ShortcutClassifier`` (add-one smoothed P(generated | value), an unseen value
+getting the train prior) fitted on the train split, scoring the requested split. On a biased dataset they
+score well; an uploaded detector that barely beats them has learned little more than the bias.
+Streaming: two passes over the manifest, memory in the number of distinct values and scored rows.
 """
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ from dataclasses import dataclass
 
 import fsspec
 
-from evaluation.datasets.audit import feature_value
+from evaluation.datasets.audit import ShortcutClassifier, feature_value
 from evaluation.datasets.manifest import read_manifest_stream
 
-BASELINE_VERSION = 1
+BASELINE_VERSION = 2  # v2: the JPEG shortcut also sees chroma subsampling and chroma quality; padded crop sizes
 
 
 @dataclass(frozen=True)
@@ -28,32 +30,31 @@ class Shortcut:
 
 
 SHORTCUTS = (
-    Shortcut("jpeg-quality-only", "quality", "Shortcut baseline: file format and JPEG quality only"),
+    Shortcut("jpeg-quality-only", "jpeg",
+             "Shortcut baseline: file format, JPEG quality and chroma subsampling only"),
     Shortcut("size-only", "size", "Shortcut baseline: image size only"),
 )
 
 
-def _fit(manifest_url: str, feature: str, crops: Mapping[str, int]) -> tuple[dict[str, float], float]:
+def _fit(manifest_url: str, feature: str, crops: Mapping[str, int]) -> ShortcutClassifier:
     per_value: dict[str, Counter[int]] = {}
-    overall: Counter[int] = Counter()
     with fsspec.open(manifest_url, "rb") as handle:
         for row in read_manifest_stream(handle):
             if row.split == "train":
-                per_value.setdefault(feature_value(row, feature, crops.get(row.generator or "")), Counter())[row.label] += 1
-                overall[row.label] += 1
-    prior = (overall[1] + 1) / (sum(overall.values()) + 2)
-    return {v: (c[1] + 1) / (c[0] + c[1] + 2) for v, c in per_value.items()}, prior
+                value = feature_value(row, feature, crops.get(row.generator or ""))
+                per_value.setdefault(value, Counter())[row.label] += 1
+    return ShortcutClassifier.fit(per_value)
 
 
 def shortcut_scores(manifest_url: str, shortcut: Shortcut, crops: Mapping[str, int] | None = None,
                     split: str = "test") -> tuple[list[int], list[float]]:
     """(manifest line ids, P(generated)) of the ``split`` rows, from the feature alone."""
     crops = crops or {}
-    table, prior = _fit(manifest_url, shortcut.feature, crops)
+    classifier = _fit(manifest_url, shortcut.feature, crops)
     row_ids, scores = [], []
     with fsspec.open(manifest_url, "rb") as handle:
         for line_id, row in enumerate(read_manifest_stream(handle)):
             if row.split == split:
                 row_ids.append(line_id)
-                scores.append(table.get(feature_value(row, shortcut.feature, crops.get(row.generator or "")), prior))
+                scores.append(classifier.score(feature_value(row, shortcut.feature, crops.get(row.generator or ""))))
     return row_ids, scores

@@ -9,6 +9,7 @@ Mapping to manifest rows:
 * label: ``nature`` -> 0 (real), ``ai`` -> 1 (generated), as in GenImage's class_map.txt;
 * generator: the top folder's name, for real images too, because every generator subset of GenImage has
   its own real (ImageNet) images;
+* JPEG traits (luma quality, chroma subsampling, chroma quality): ``evaluation.datasets.jpeg.jpeg_traits``;
 * split: ``train`` stays ``train``; GenImage's ``val`` becomes ``test``. GenImage has no separate test
   set and every paper reports its val folders as the test results, so val is the benchmark's test split.
 
@@ -36,7 +37,7 @@ from typing import IO, Any
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from evaluation.datasets.jpeg import estimate_jpeg_quality
+from evaluation.datasets.jpeg import jpeg_traits
 from evaluation.datasets.manifest import (
     LABEL_GENERATED,
     LABEL_REAL,
@@ -163,10 +164,11 @@ def _describe_file(root: str, item: ImageItem) -> tuple[bool, bytes]:
         sha = hashlib.sha256(data).hexdigest()
         with Image.open(io.BytesIO(data)) as image:
             image.load()  # decode every pixel: a truncated file only fails here, not in Image.open
+            quality, subsampling, chroma_quality = jpeg_traits(image)
             row = ManifestRow(
                 path=item.path, label=item.label, generator=item.generator, split=item.split,
                 width=image.width, height=image.height, format=image.format or "unknown",
-                jpeg_quality=estimate_jpeg_quality(image), sha256=sha,
+                jpeg_quality=quality, sha256=sha, chroma_subsampling=subsampling, chroma_quality=chroma_quality,
             )
         return True, row.to_line()
     except DatasetError as exc:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from evaluation.datasets.manifest import ManifestRow, read_manifest_stream
+from evaluation.datasets.manifest import ManifestRow, centre_crop_box, read_manifest_stream
 from evaluation.errors import DatasetError
 from evaluation.perturbations import perturb
 
@@ -67,10 +67,9 @@ def count_split(manifest_url: str, split: str) -> int:
 
 
 def centre_crop(image: Image.Image, side: int) -> Image.Image:
-    """The central side×side square (or the whole image along an axis shorter than ``side``)."""
-    width, height = image.size
-    left, top = max((width - side) // 2, 0), max((height - side) // 2, 0)
-    return image.crop((left, top, left + min(side, width), top + min(side, height)))
+    """The central side×side square as torchvision's CenterCrop cuts it, zero-padded where the image is
+    smaller (geometry: ``evaluation.datasets.manifest.centre_crop_box``; Pillow fills outside with zeros)."""
+    return image.crop(centre_crop_box(image.width, image.height, side))
 
 
 def open_rgb(handle: BinaryIO, where: str, crop: int | None = None) -> Image.Image:

@@ -5,7 +5,12 @@ version, and every Result records it, so the bytes of the file must be canonical
 separators, ASCII only, ``\\n`` line endings, rows in the order the builder gave them. Reading and
 writing stream line by line because a GenImage manifest holds over a million rows.
 
-This module is pure Python (no numpy, no torch) so the web process can read manifests too.
+Schema v2 adds two optional keys, ``chroma_subsampling`` and ``chroma_quality`` (evaluation.datasets.jpeg).
+A key whose value is None is left out of the line, so a v1 manifest (rows without them) reads as None and
+writes back byte for byte: its sha256, which names the version, never changes. A row is one line, always.
+
+This module is pure Python (no numpy, no torch) so the web process can read manifests too; so is the centre
+crop geometry (``centre_crop_box``), shared by the image loader and the bias audit.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from evaluation.errors import DatasetError
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 LABEL_REAL = 0
 LABEL_GENERATED = 1
+MANIFEST_SCHEMA_VERSION = 2  # v2: optional chroma_subsampling and chroma_quality, omitted when None
 _CHUNK = 1 << 20  # 1 MiB: large enough to be fast, small enough to never matter for memory
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -61,6 +67,8 @@ class ManifestRow:
     format: str
     jpeg_quality: int | None
     sha256: str
+    chroma_subsampling: str | None = None  # "4:2:0"... (evaluation.datasets.jpeg.chroma_subsampling); None: no JPEG
+    chroma_quality: int | None = None  # quality of the chroma table; None without one
 
     def __post_init__(self) -> None:
         # Validate on construction so a bad row can neither be written nor read back.
@@ -77,19 +85,25 @@ class ManifestRow:
                 raise DatasetError(f"the {name} must be a positive whole number, not {value!r}")
         if not isinstance(self.format, str) or not self.format:
             raise DatasetError(f"the file format must be a non-empty string such as PNG, not {self.format!r}")
-        quality = self.jpeg_quality
-        if quality is not None and (not _is_int(quality) or not 1 <= quality <= 100):
-            raise DatasetError(f"the JPEG quality must be null or a whole number from 1 to 100, not {quality!r}")
+        for name, what in (("jpeg_quality", "JPEG quality"), ("chroma_quality", "chroma quality")):
+            quality = getattr(self, name)
+            if quality is not None and (not _is_int(quality) or not 1 <= quality <= 100):
+                raise DatasetError(f"the {what} must be null or a whole number from 1 to 100, not {quality!r}")
+        subsampling = self.chroma_subsampling
+        if subsampling is not None and (not isinstance(subsampling, str) or not subsampling):
+            raise DatasetError(f"the chroma subsampling must be null or a name such as 4:2:0, not {subsampling!r}")
         if not isinstance(self.sha256, str) or not _SHA256_HEX.fullmatch(self.sha256):
             raise DatasetError(f"the sha256 must be 64 lowercase hexadecimal characters, not {self.sha256!r}")
 
     def to_line(self) -> bytes:
         """The canonical manifest line for this row, ending in ``\\n``."""
-        text = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        values = {k: v for k, v in asdict(self).items() if not (k in _OPTIONAL and v is None)}
+        text = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         return (text + "\n").encode("ascii")
 
 
 _FIELDS: frozenset[str] = frozenset(f.name for f in fields(ManifestRow))
+_OPTIONAL: frozenset[str] = frozenset({"chroma_subsampling", "chroma_quality"})  # schema v2, omitted when None
 
 
 def write_manifest(rows: Iterable[ManifestRow], path: Path) -> str:
@@ -143,7 +157,7 @@ def _parse_line(raw: bytes, number: int) -> ManifestRow:
         raise DatasetError(f"{where} is not valid JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise DatasetError(f"{where} must be a JSON object, not {type(obj).__name__}")
-    missing, extra = sorted(_FIELDS - obj.keys()), sorted(obj.keys() - _FIELDS)
+    missing, extra = sorted(_FIELDS - _OPTIONAL - obj.keys()), sorted(obj.keys() - _FIELDS)
     if missing or extra:
         parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
             [f"unexpected {', '.join(extra)}"] if extra else []
@@ -185,8 +199,8 @@ def subset_counts(rows: Iterable[ManifestRow]) -> dict[tuple[str | None, str], d
     return counts
 
 
-def centre_crops(root_url: str) -> dict[str, int]:
-    """Per-generator centre crops a dataset version asks for in its dataset.json (the unbiased recipe)."""
+def dataset_info(root_url: str) -> dict[str, Any]:
+    """A dataset version's dataset.json (what made it, the centre crops it asks for); {} when it has none."""
     try:
         with fsspec.open(f"{root_url.rstrip('/')}/dataset.json", "rt", encoding="utf-8") as handle:
             spec = json.load(handle)
@@ -194,7 +208,37 @@ def centre_crops(root_url: str) -> dict[str, int]:
         return {}
     except json.JSONDecodeError as error:
         raise DatasetError(f"dataset.json of {root_url} is not valid JSON: {error}") from None
-    return {str(k): int(v) for k, v in spec.get("centre_crop", {}).items()}
+    if not isinstance(spec, dict):
+        raise DatasetError(f"dataset.json of {root_url} must hold a JSON object")
+    return spec
+
+
+def centre_crops(root_url: str) -> dict[str, int]:
+    """Per-generator centre crops a dataset version asks for in its dataset.json (the unbiased recipe)."""
+    return {str(k): int(v) for k, v in dataset_info(root_url).get("centre_crop", {}).items()}
+
+
+def centre_crop_box(width: int, height: int, side: int) -> tuple[int, int, int, int]:
+    """The (left, top, right, bottom) box of a side x side centre crop, exactly as torchvision's CenterCrop.
+
+    An axis longer than ``side`` is cut at offset ``int(round((length - side) / 2))`` (Python's round: halves
+    go to the even number). An axis shorter than ``side`` is zero-padded first, ``(side - length) // 2`` before
+    and the rest after, so the box starts that far before the image; Pillow's ``Image.crop`` fills the part
+    outside the image with zeros, which is the same padding. The crop is always side x side.
+    """
+    def start(length: int) -> int:
+        return int(round((length - side) / 2)) if length >= side else -((side - length) // 2)
+
+    left, top = start(width), start(height)
+    return left, top, left + side, top + side
+
+
+def cropped_size(width: int, height: int, side: int | None) -> tuple[int, int]:
+    """The size an image has after the version's centre crop (``side`` None: no crop)."""
+    if not side:
+        return width, height
+    left, top, right, bottom = centre_crop_box(width, height, side)
+    return right - left, bottom - top
 
 
 def rows_by_line(manifest_url: str, line_ids: Iterable[int]) -> dict[int, ManifestRow]:

@@ -76,6 +76,8 @@ def test_rows_and_known_bad(tree: Path, tmp_path: Path) -> None:
         label, generator, split, (width, height), fmt, quality = GOOD[row.path]
         assert (row.label, row.generator, row.split) == (label, generator, split)
         assert (row.width, row.height, row.format, row.jpeg_quality) == (width, height, fmt, quality)
+        # Pillow's default encoding is 4:2:0 with both tables from one quality; a PNG has no JPEG traits.
+        assert (row.chroma_subsampling, row.chroma_quality) == (("4:2:0", quality) if quality else (None, None))
         assert row.sha256 == hashlib.sha256((tree / row.path).read_bytes()).hexdigest()
     bad = [json.loads(line) for line in (tmp_path / "known_bad.jsonl").read_text().splitlines()]
     assert sorted(b["path"] for b in bad) == sorted(BAD)

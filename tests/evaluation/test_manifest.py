@@ -55,7 +55,11 @@ def test_written_bytes_are_canonical(tmp_path: Path) -> None:
     write_manifest([make_row(3)], path)
 
     data = path.read_bytes()
-    expected = json.dumps(dataclasses.asdict(make_row(3)), sort_keys=True, separators=(",", ":")) + "\n"
+    # Written out by hand: sorted keys, no spaces, and the chroma keys left out because they are None.
+    expected = (
+        '{"format":"JPEG","generator":"sdv4","height":64,"jpeg_quality":75,"label":1,'
+        f'"path":"images/test/sdv4/0003.png","sha256":"{make_row(3).sha256}","split":"test","width":67}}\n'
+    )
     assert data == expected.encode("ascii")
     assert b"\r" not in data and b", " not in data
 
@@ -151,3 +155,38 @@ def test_subset_counts_per_generator_and_split() -> None:
         ("sdv4", "test"): {0: 0, 1: 2},
         ("sdv4", "train"): {0: 0, 1: 1},
     }
+
+
+def test_a_schema_v1_manifest_reads_as_none_and_keeps_its_bytes(tmp_path: Path) -> None:
+    # v1 lines, as written before the chroma keys existed (every field, sorted, compact).
+    v1_fields = ("format", "generator", "height", "jpeg_quality", "label", "path", "sha256", "split", "width")
+    lines = [json.dumps({k: dataclasses.asdict(make_row(i))[k] for k in v1_fields}, sort_keys=True,
+                        separators=(",", ":")) + "\n" for i in range(6)]
+    old = tmp_path / "v1.jsonl"
+    old.write_text("".join(lines), encoding="ascii")
+    rows = list(read_manifest(old))
+    assert all(row.chroma_subsampling is None and row.chroma_quality is None for row in rows)
+    digest = write_manifest(rows, tmp_path / "again.jsonl")
+    assert (tmp_path / "again.jsonl").read_bytes() == old.read_bytes()
+    assert digest == file_sha256(old)
+
+
+def test_chroma_traits_are_written_and_read_back(tmp_path: Path) -> None:
+    rows = [make_row(0, format="JPEG", jpeg_quality=96, chroma_subsampling="4:2:0", chroma_quality=96),
+            make_row(3, chroma_subsampling="1x1")]  # a greyscale JPEG: a layout but no chroma table
+    write_manifest(rows, tmp_path / "manifest.jsonl")
+    lines = [json.loads(line) for line in (tmp_path / "manifest.jsonl").read_text().splitlines()]
+    assert (lines[0]["chroma_subsampling"], lines[0]["chroma_quality"]) == ("4:2:0", 96)
+    assert lines[1]["chroma_subsampling"] == "1x1" and "chroma_quality" not in lines[1]
+    assert list(read_manifest(tmp_path / "manifest.jsonl")) == rows
+    # Positional construction (the mini variants build rows so) still works without the two new fields.
+    assert ManifestRow(*dataclasses.astuple(make_row(1))[:9]) == make_row(1)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"chroma_quality": 0}, "chroma quality"), ({"chroma_quality": True}, "chroma quality"),
+    ({"chroma_subsampling": ""}, "chroma subsampling"), ({"chroma_subsampling": 420}, "chroma subsampling"),
+])
+def test_bad_chroma_traits_are_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(DatasetError, match=message):
+        make_row(0, **changes)

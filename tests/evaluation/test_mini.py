@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluation.datasets.manifest import ManifestRow, file_sha256, read_manifest, subset_counts
+from evaluation.datasets.jpeg import chroma_subsampling, estimate_jpeg_quality
+from evaluation.datasets.manifest import ManifestRow, centre_crop_box, file_sha256, read_manifest, subset_counts
 from evaluation.datasets.mini import (
     MINI_DESCRIPTION,
     MINI_GENERATORS,
@@ -23,25 +24,33 @@ from evaluation.errors import DatasetError
 SPLITS = ("train", "val", "test")
 
 
+SMALL = {"vae_steps": 5, "gan_steps": 2, "tiles_per_split": 12}  # a quick, still real build for the tests that build
+
+
 @pytest.fixture(scope="module")
-def full_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, MiniBuildSummary, list[ManifestRow]]:
-    out = tmp_path_factory.mktemp("mini_full")
-    summary = build_mini_benchmark(out, seed=0)
-    return out, summary, list(read_manifest(out / "manifest.jsonl"))
+def rows(mini_root: Path) -> list[ManifestRow]:
+    """The session's mini build (tests/conftest.py builds it once), read back from its manifest."""
+    return list(read_manifest(mini_root / "manifest.jsonl"))
 
 
-def test_summary_matches_the_manifest(full_build: tuple[Path, MiniBuildSummary, list[ManifestRow]]) -> None:
-    out, summary, rows = full_build
+@pytest.fixture(scope="module")
+def small_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, MiniBuildSummary]:
+    out = tmp_path_factory.mktemp("mini_small") / "a"
+    return out, build_mini_benchmark(out, seed=0, **SMALL)
+
+
+def test_summary_matches_the_manifest(small_build: tuple[Path, MiniBuildSummary]) -> None:
+    out, summary = small_build
+    rows = list(read_manifest(out / "manifest.jsonl"))
     assert summary.manifest_sha256 == file_sha256(out / "manifest.jsonl")
     assert summary.manifest_path == out / "manifest.jsonl"
-    assert sum(summary.counts.values()) == len(rows)
+    assert sum(summary.counts.values()) == len(rows) == 12 * 3 * (1 + len(MINI_GENERATORS))
     for (generator, split), per_label in subset_counts(rows).items():
         for label, count in per_label.items():
             assert summary.counts.get((generator, split, label), 0) == count
 
 
-def test_every_split_is_balanced_per_generator(full_build: tuple[Path, MiniBuildSummary, list[ManifestRow]]) -> None:
-    _, _, rows = full_build
+def test_every_split_is_balanced_per_generator(rows: list[ManifestRow]) -> None:
     counts = subset_counts(rows)
     assert set(MINI_GENERATORS) >= {"vae", "upsample"}
     assert set(counts) == {(g, s) for g in (None, *MINI_GENERATORS) for s in SPLITS}
@@ -55,8 +64,7 @@ def test_every_split_is_balanced_per_generator(full_build: tuple[Path, MiniBuild
         assert row.path.startswith(f"images/{row.split}/{row.generator or 'real'}/")
 
 
-def test_splits_are_disjoint_by_source_photo(full_build: tuple[Path, MiniBuildSummary, list[ManifestRow]]) -> None:
-    _, _, rows = full_build
+def test_splits_are_disjoint_by_source_photo(rows: list[ManifestRow]) -> None:
     photos: dict[str, set[str]] = {split: set() for split in SPLITS}
     for row in rows:
         if row.generator is None:
@@ -72,10 +80,8 @@ def test_splits_are_disjoint_by_source_photo(full_build: tuple[Path, MiniBuildSu
         assert real == upsampled
 
 
-def test_every_image_is_a_64px_rgb_png_matching_its_hash(
-    full_build: tuple[Path, MiniBuildSummary, list[ManifestRow]],
-) -> None:
-    out, _, rows = full_build
+def test_every_image_is_a_64px_rgb_png_matching_its_hash(mini_root: Path, rows: list[ManifestRow]) -> None:
+    out = mini_root
     for row in rows:
         assert (row.width, row.height, row.format, row.jpeg_quality) == (64, 64, "PNG", None)
         with Image.open(out / row.path) as image:
@@ -92,10 +98,8 @@ def _mean_spectrum(out: Path, rows: list[ManifestRow], split: str, generator: st
     return np.abs(np.fft.fft2(gray)).mean(axis=0)
 
 
-def test_upsample_family_has_periodic_spectral_peaks(
-    full_build: tuple[Path, MiniBuildSummary, list[ManifestRow]],
-) -> None:
-    out, _, rows = full_build
+def test_upsample_family_has_periodic_spectral_peaks(mini_root: Path, rows: list[ManifestRow]) -> None:
+    out = mini_root
     real = _mean_spectrum(out, rows, "test", None)
     upsampled = _mean_spectrum(out, rows, "test", "upsample")
     # 4x upsampling of a 64 px tile repeats every 4 px: peaks at multiples of 16 cycles per tile.
@@ -107,29 +111,30 @@ def test_upsample_family_has_periodic_spectral_peaks(
     assert upsampled[8, 8] < real[8, 8]
 
 
-def test_same_seed_gives_the_same_manifest_and_another_seed_does_not(tmp_path: Path) -> None:
-    first = build_mini_benchmark(tmp_path / "a", seed=0, vae_steps=5, gan_steps=2)
-    second = build_mini_benchmark(tmp_path / "b", seed=0, vae_steps=5, gan_steps=2)
-    other = build_mini_benchmark(tmp_path / "c", seed=1, vae_steps=5, gan_steps=2)
+def test_same_seed_gives_the_same_manifest_and_another_seed_does_not(
+    small_build: tuple[Path, MiniBuildSummary], tmp_path: Path,
+) -> None:
+    out, first = small_build
+    second = build_mini_benchmark(tmp_path / "b", seed=0, **SMALL)
+    other = build_mini_benchmark(tmp_path / "c", seed=1, **SMALL)
     assert first.manifest_sha256 == second.manifest_sha256
-    assert (tmp_path / "a" / "manifest.jsonl").read_bytes() == (tmp_path / "b" / "manifest.jsonl").read_bytes()
+    assert (out / "manifest.jsonl").read_bytes() == (tmp_path / "b" / "manifest.jsonl").read_bytes()
     assert other.manifest_sha256 != first.manifest_sha256
     assert first.counts == other.counts
 
 
-def test_an_existing_build_is_not_silently_overwritten(
-    full_build: tuple[Path, MiniBuildSummary, list[ManifestRow]],
-) -> None:
-    out, _, _ = full_build
+def test_an_existing_build_is_not_silently_overwritten(small_build: tuple[Path, MiniBuildSummary]) -> None:
+    out, summary = small_build
     with pytest.raises(DatasetError, match="already holds"):
         build_mini_benchmark(out)
+    assert file_sha256(out / "manifest.jsonl") == summary.manifest_sha256
 
 
 def test_overwrite_replaces_only_the_build(tmp_path: Path) -> None:
-    build_mini_benchmark(tmp_path, vae_steps=2, gan_steps=2)
+    build_mini_benchmark(tmp_path, **SMALL)
     (tmp_path / "images" / "stray.png").write_bytes(b"x")
     (tmp_path / "keep.txt").write_text("mine")
-    build_mini_benchmark(tmp_path, vae_steps=2, gan_steps=2, overwrite=True)
+    build_mini_benchmark(tmp_path, **SMALL, overwrite=True)
     assert not (tmp_path / "images" / "stray.png").exists()
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
@@ -219,3 +224,98 @@ def test_the_gan_samples_are_deterministic_per_split_stream() -> None:
     assert a.shape == (5, 64, 64, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b)
     assert not np.array_equal(a, first.sample(5, 1))
+
+
+# ---------------------------------------------------------------- the biased and unbiased versions
+
+
+def test_biased_reals_are_4_2_0_jpegs_at_varied_sizes_and_generated_are_the_base_pngs(
+    mini_root: Path, mini_variant_roots: dict[str, Path],
+) -> None:
+    from evaluation.datasets.manifest import centre_crops
+    from evaluation.datasets.mini.variants import BIASED_CROP, REAL_QUALITY_OTHER, REAL_SIZE_RANGE
+
+    root = mini_variant_roots["biased"]
+    base = {(r.split, r.generator, Path(r.path).name): r.sha256 for r in read_manifest(mini_root / "manifest.jsonl")}
+    sizes, qualities = set(), set()
+    for row in read_manifest(root / "manifest.jsonl"):
+        with Image.open(root / row.path) as image:
+            assert image.size == (row.width, row.height) and row.width == row.height
+            if row.label == 0:
+                assert (image.format, chroma_subsampling(image), row.format) == ("JPEG", "4:2:0", "JPEG")
+                assert (row.chroma_subsampling, row.jpeg_quality) == ("4:2:0", estimate_jpeg_quality(image))
+                assert REAL_SIZE_RANGE[0] <= row.width <= REAL_SIZE_RANGE[1]
+                sizes.add(row.width)
+                qualities.add(row.jpeg_quality)
+            else:
+                assert (image.format, row.width, row.jpeg_quality) == ("PNG", 64, None)
+                assert row.sha256 == base[(row.split, row.generator, Path(row.path).name)]
+        assert file_sha256(root / row.path) == row.sha256
+    assert sizes == set(range(REAL_SIZE_RANGE[0], REAL_SIZE_RANGE[1] + 1))
+    assert qualities == {96, *range(REAL_QUALITY_OTHER[0], REAL_QUALITY_OTHER[1] + 1)}
+    assert centre_crops(str(root)) == {g: BIASED_CROP for g in MINI_GENERATORS}
+
+
+def test_a_64px_detector_is_given_the_real_jpegs_pixels_as_decoded(
+    mini_root: Path, mini_variant_roots: dict[str, Path],
+) -> None:
+    # The pipeline's centre crop of a biased real image is its decoded JPEG pixels, unresampled; where the square
+    # did not have to be shifted inward at the photo's edges, that crop is the base tile up to JPEG error.
+    from evaluation.datasets.images import decode_image
+    from evaluation.datasets.manifest import centre_crops
+    from evaluation.datasets.mini.photos import load_photo, source_named, tile_position
+
+    root = mini_variant_roots["biased"]
+    crops = centre_crops(str(root))
+    photos: dict[str, np.ndarray] = {}
+    compared = 0
+    for row in [r for r in read_manifest(root / "manifest.jsonl") if r.label == 0 and r.split == "test"][::7]:
+        with (root / row.path).open("rb") as handle:
+            seen = decode_image(handle, 64, row.path, crops[row.generator]).numpy()
+        left, top, right, bottom = centre_crop_box(row.width, row.height, 64)
+        decoded = np.asarray(Image.open(root / row.path).convert("RGB"), dtype=np.float32)
+        expected = decoded[top:bottom, left:right].transpose(2, 0, 1) / 255.0
+        assert np.array_equal(seen, expected), row.path
+        photo, y, x = tile_position(Path(row.path).stem)
+        pixels = photos.setdefault(photo, load_photo(source_named(photo)).astype(np.float32))
+        height, width = pixels.shape[:2]
+        if min(y, x) >= top + 1 and y - top + row.height < height and x - left + row.width < width:
+            # The crop is the tile (JPEG error only), not a neighbouring region one pixel off.
+            errors = {(dy, dx): np.abs(expected * 255.0 - pixels[y + dy:y + dy + 64, x + dx:x + dx + 64]
+                                       .transpose(2, 0, 1)).mean() for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+            here = errors.pop((0, 0))
+            assert here < min(errors.values()), (row.path, here, errors)
+            compared += 1
+    assert compared >= 20
+
+
+def test_unbiased_is_jpeg_4_2_0_at_96_for_both_classes_with_enough_images_per_generator(
+    mini_variant_roots: dict[str, Path],
+) -> None:
+    from evaluation.datasets.manifest import centre_crops
+    from evaluation.datasets.mini.variants import unbiased_windows
+
+    root = mini_variant_roots["unbiased"]
+    rows = list(read_manifest(root / "manifest.jsonl"))
+    for row in rows[::5]:
+        with Image.open(root / row.path) as image:
+            assert (image.format, chroma_subsampling(image), row.jpeg_quality) == ("JPEG", "4:2:0", 96), row.path
+    counts = subset_counts(rows)
+    least = {"train": 100, "val": 20, "test": 40}
+    for generator in MINI_GENERATORS:
+        for split in SPLITS:
+            real, generated = counts[(generator, split)][0], counts[(generator, split)][1]
+            assert real == generated >= least[split], (generator, split, real, generated)
+    assert centre_crops(str(root)) == {g: low for g, (low, _) in unbiased_windows().items()}
+
+
+def test_the_variants_are_deterministic(small_build: tuple[Path, MiniBuildSummary], tmp_path: Path) -> None:
+    from evaluation.datasets.mini.variants import build_mini_variants
+
+    base, _ = small_build
+    first = build_mini_variants(base, tmp_path / "b1", tmp_path / "u1", seed=0)
+    second = build_mini_variants(base, tmp_path / "b2", tmp_path / "u2", seed=0)
+    assert [s.manifest_sha256 for s in first] == [s.manifest_sha256 for s in second]
+    assert (tmp_path / "b1" / "dataset.json").read_bytes() == (tmp_path / "b2" / "dataset.json").read_bytes()
+    with pytest.raises(DatasetError, match="already holds"):
+        build_mini_variants(base, tmp_path / "b1", tmp_path / "u3", seed=0)

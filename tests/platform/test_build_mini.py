@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from evaluation.datasets.manifest import read_manifest
+from evaluation.datasets.manifest import centre_crops, read_manifest
 from spectra.benchmarks.models import Dataset
 
 
@@ -30,10 +30,12 @@ def test_the_command_registers_three_versions_and_the_audit_tells_them_apart(db,
         assert dataset.archives and "SYNTHETIC" in dataset.licence and "SYNTHETIC" in dataset.description
     # The biased version really carries GenImage's shortcuts: real JPEG, generated PNG.
     biased_rows = list(read_manifest(Path(datasets["biased"].root) / "manifest.jsonl"))
-    assert {r.format for r in biased_rows if r.label == 0} == {"JPEG"}
-    assert {r.format for r in biased_rows if r.label == 1} == {"PNG"}
+    assert {(r.format, r.chroma_subsampling) for r in biased_rows if r.label == 0} == {("JPEG", "4:2:0")}
+    assert {(r.format, r.width) for r in biased_rows if r.label == 1} == {("PNG", 64)}
+    # ... and a 64 px detector is given them unresampled: the version asks for a 64 px centre crop.
+    assert set(centre_crops(datasets["biased"].root).values()) == {64}
     unbiased_rows = list(read_manifest(Path(datasets["unbiased"].root) / "manifest.jsonl"))
-    assert {(r.format, r.jpeg_quality) for r in unbiased_rows} == {("JPEG", 96)}
+    assert {(r.format, r.jpeg_quality, r.chroma_subsampling) for r in unbiased_rows} == {("JPEG", 96, "4:2:0")}
     text = out.getvalue()
     assert "bias audit: biased" in text and "bias audit: clean" in text and "Built the mini benchmark" in text
 

@@ -158,16 +158,17 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
 
 def build_mini_benchmark(out_dir: Path, *, seed: int = 0, progress: Callable[[str], None] | None = None,
                          vae_steps: int = gen.VAE_STEPS, gan_steps: int = gen.GAN_STEPS,
-                         overwrite: bool = False) -> MiniBuildSummary:
+                         tiles_per_split: int | None = None, overwrite: bool = False) -> MiniBuildSummary:
     """Build the SYNTHETIC mini benchmark into ``out_dir``; the same seed gives a byte-identical manifest.
 
-    ``vae_steps`` and ``gan_steps`` exist so tests can make a smaller (still real) build; the published benchmark uses the
-    default. ``overwrite`` replaces a previous build's images and manifest in ``out_dir``.
+    ``vae_steps``, ``gan_steps`` and ``tiles_per_split`` (the first real tiles of each split, in photo order)
+    exist so tests can make a smaller (still real) build; the published benchmark uses the defaults.
+    ``overwrite`` replaces a previous build's images and manifest in ``out_dir``.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir, overwrite)
-    by_split = {split: sorted(tiles, key=lambda t: (t.photo, t.y, t.x))
+    by_split = {split: sorted(tiles, key=lambda t: (t.photo, t.y, t.x))[:tiles_per_split]
                 for split, tiles in real_tiles_by_split(progress).items()}
     if progress is not None:
         progress(f"training the vae generator on {len(by_split['train'])} train tiles ({vae_steps} steps)")

@@ -85,6 +85,23 @@ def photo_of(stem: str) -> str:
     return stem.rsplit("_y", 1)[0]
 
 
+def tile_position(stem: str) -> tuple[str, int, int]:
+    """(photo, y, x) of a tile's file stem, e.g. ``astronaut_y0064_x0128`` -> ("astronaut", 64, 128)."""
+    photo, _, position = stem.rpartition("_y")
+    row, _, column = position.partition("_x")
+    if not (photo and row.isdigit() and column.isdigit()):
+        raise DatasetError(f"{stem!r} is not the name of a mini benchmark tile (<photo>_y<row>_x<col>)")
+    return photo, int(row), int(column)
+
+
+def source_named(name: str) -> PhotoSource:
+    """The source photo called ``name``."""
+    for source in SOURCES:
+        if source.name == name:
+            return source
+    raise DatasetError(f"the mini benchmark has no source photo called {name!r}")
+
+
 def _import(module: str, package: str) -> object:
     try:
         return importlib.import_module(module)

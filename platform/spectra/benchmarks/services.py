@@ -6,8 +6,8 @@ from pathlib import Path
 from django.db import transaction
 
 from evaluation.datasets.archives import build_archives
-from evaluation.datasets.audit import audit_rows
-from evaluation.datasets.manifest import centre_crops, manifest_sha256, read_manifest, subset_counts
+from evaluation.datasets.audit import audit_version
+from evaluation.datasets.manifest import manifest_sha256, read_manifest, subset_counts
 from spectra.benchmarks.models import Benchmark, Dataset, Subset
 from spectra.core.errors import ApplicationError
 
@@ -52,7 +52,7 @@ def dataset_audit(*, dataset: Dataset) -> dict:
     manifest = Path(dataset.root) / "manifest.jsonl"
     if not manifest.is_file():
         raise ApplicationError(f"{manifest} is missing; the dataset's folder has moved or was deleted.")
-    dataset.audit = audit_rows(read_manifest(manifest), crops=centre_crops(dataset.root))
+    dataset.audit = audit_version(dataset.root, read_manifest(manifest))
     dataset.save(update_fields=["audit"])
     return dataset.audit
 
