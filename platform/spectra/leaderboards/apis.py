@@ -32,9 +32,14 @@ class LeaderboardRowOutput(serializers.Serializer):
     manifest_sha256 = serializers.CharField()
     artifact_sha256 = serializers.CharField(allow_blank=True)
     by_version = serializers.DictField(child=serializers.FloatField(allow_null=True),
-                                       help_text="dataset variant -> mean accuracy on that version")
+                                       help_text="dataset variant -> mean accuracy on that version (a baseline's "
+                                                 "too: what the shortcut alone scores there)")
+    by_version_intervals = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField(), allow_null=True),
+        help_text="dataset variant -> [low, high]: 95 % stratified bootstrap interval of by_version")
     bias_gap = serializers.FloatField(allow_null=True, help_text="Mean accuracy on the raw version minus on the "
-                                      "unbiased one: how much of the score the dataset's biases explain.")
+                                      "unbiased one (evaluation.bias_gap): how much of the score the dataset's "
+                                      "biases explain.")
     bias_gap_interval = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     zoo_entry = serializers.CharField(allow_blank=True, help_text="The models_zoo entry of a zoo baseline row.")
     is_baseline = serializers.BooleanField()
