@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from evaluation.protocols import RANKED_PROTOCOL
 from spectra.benchmarks.selectors import benchmark_get
 from spectra.leaderboards.selectors import leaderboard_generators, leaderboard_rows, leaderboard_versions
 
@@ -32,9 +33,14 @@ class LeaderboardRowOutput(serializers.Serializer):
     manifest_sha256 = serializers.CharField()
     artifact_sha256 = serializers.CharField(allow_blank=True)
     by_version = serializers.DictField(child=serializers.FloatField(allow_null=True),
-                                       help_text="dataset variant -> mean accuracy on that version")
+                                       help_text="dataset variant -> mean accuracy on that version (a baseline's "
+                                                 "too: what the shortcut alone scores there)")
+    by_version_intervals = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField(), allow_null=True),
+        help_text="dataset variant -> [low, high]: 95 % stratified bootstrap interval of by_version")
     bias_gap = serializers.FloatField(allow_null=True, help_text="Mean accuracy on the raw version minus on the "
-                                      "unbiased one: how much of the score the dataset's biases explain.")
+                                      "unbiased one (evaluation.bias_gap): how much of the score the dataset's "
+                                      "biases explain.")
     bias_gap_interval = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     zoo_entry = serializers.CharField(allow_blank=True, help_text="The models_zoo entry of a zoo baseline row.")
     is_baseline = serializers.BooleanField()
@@ -58,7 +64,7 @@ class LeaderboardApi(APIView):
         benchmark = benchmark_get(slug=slug)
         rows = leaderboard_rows(benchmark=benchmark)
         data = {
-            "benchmark": benchmark.slug, "is_synthetic": benchmark.is_synthetic, "protocol": "cross-generator",
+            "benchmark": benchmark.slug, "is_synthetic": benchmark.is_synthetic, "protocol": RANKED_PROTOCOL,
             "generators": leaderboard_generators(rows), "versions": leaderboard_versions(rows),
             "rows": [asdict(r) for r in rows],
         }

@@ -1,20 +1,20 @@
 """Leaderboard rows: queries over Result, ranked by mean accuracy."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from django.db.models import F
+from django.db.models import F, QuerySet
 
 from evaluation.baselines import SHORTCUTS
-from evaluation.bootstrap import difference_interval
+from evaluation.bias_gap import VariantMean, bias_gap
+from evaluation.protocols import MEAN_SUBSET, RANK_METRIC, RANKED_PROTOCOL
 from spectra.benchmarks.models import Benchmark
 from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.leaderboards.models import BaselineResult
-from spectra.submissions.models import Result, SubmissionStatus
+from spectra.submissions.models import Result, Submission, SubmissionStatus
 
-RANK_METRIC = "acc_mean"
-MEAN_SUBSET = "mean"
+RANKED_VARIANT = VARIANT_ORDER[0]  # "original": the version a submission is ranked on (submission.dataset)
 
 
 @dataclass
@@ -37,7 +37,8 @@ class LeaderboardRow:
     baseline: str = ""  # the shortcut's name (evaluation.baselines) on a baseline row
     barely_beats_baseline: bool = False  # its interval reaches down to the best shortcut baseline's
     by_version: dict[str, float | None] = field(default_factory=dict)  # dataset variant -> mean accuracy
-    bias_gap: float | None = None  # mean accuracy on the raw version minus on the unbiased one
+    by_version_intervals: dict[str, list[float] | None] = field(default_factory=dict)  # variant -> its 95 % interval
+    bias_gap: float | None = None  # evaluation.bias_gap: mean accuracy on the raw version minus on the unbiased one
     bias_gap_interval: list[float] | None = None  # 95 %, the versions' intervals combined as independent errors
 
 
@@ -66,44 +67,62 @@ def _absorb(row: LeaderboardRow, result: Result | BaselineResult) -> None:
         row.per_generator_intervals[result.subset] = result.intervals or {}
 
 
+def _variant_order(variants: Iterable[str]) -> list[str]:
+    seen = set(variants)
+    return [v for v in VARIANT_ORDER if v in seen] + sorted(seen - set(VARIANT_ORDER))
+
+
+def _in_variant_order(found: dict[str, VariantMean]) -> dict[str, VariantMean]:
+    return {variant: found[variant] for variant in _variant_order(found)}
+
+
+def mean_accuracy_by_variant(*, submissions: QuerySet[Submission] | Iterable[int],
+                             protocol: str = RANKED_PROTOCOL) -> dict[int, dict[str, VariantMean]]:
+    """Each submission's clean mean accuracy (the rank metric of subset "mean", no perturbation) with its 95 %
+    interval, per dataset variant in the platform's order: one query, whatever the number of submissions."""
+    found: dict[int, dict[str, VariantMean]] = {}
+    results = (Result.objects.filter(submission__in=submissions, subset=MEAN_SUBSET, condition="", protocol=protocol)
+               .order_by("dataset_id").values_list("submission_id", "dataset__variant", "metrics", "intervals"))
+    for submission_id, variant, metrics, intervals in results:  # a newer version of a variant wins
+        if metrics.get(RANK_METRIC) is not None:
+            found.setdefault(submission_id, {})[variant] = (metrics[RANK_METRIC], (intervals or {}).get(RANK_METRIC))
+    return {pk: _in_variant_order(by_variant) for pk, by_variant in found.items()}
+
+
+def _set_versions(row: LeaderboardRow, by_variant: dict[str, VariantMean]) -> None:
+    row.by_version = {variant: value for variant, (value, _) in by_variant.items()}
+    row.by_version_intervals = {variant: interval for variant, (_, interval) in by_variant.items()}
+    gap = bias_gap(by_variant)
+    if gap is not None:
+        row.bias_gap, row.bias_gap_interval = gap.value, gap.interval
+
+
 def _baseline_rows(benchmark: Benchmark, protocol: str) -> list[LeaderboardRow]:
+    """One row per shortcut: its numbers on the ranked version, and its mean accuracy on every current version."""
     rows: dict[str, LeaderboardRow] = {}
-    results = BaselineResult.objects.filter(
-        dataset__benchmark=benchmark, dataset__variant="original", dataset__is_current=True, protocol=protocol)
+    by_variant: dict[str, dict[str, VariantMean]] = {}
+    results = BaselineResult.objects.filter(dataset__benchmark=benchmark, dataset__is_current=True,
+                                            protocol=protocol).select_related("dataset")
     titles = {s.name: s.title for s in SHORTCUTS}
     for result in results:
         row = rows.setdefault(result.baseline, LeaderboardRow(
             rank=0, submission_id=None, name=titles.get(result.baseline, result.baseline), owner="Spectra",
-            mean={}, is_baseline=True, baseline=result.baseline, manifest_sha256=result.manifest_sha256,
-            evaluator_version=result.evaluator_version, protocol_version=result.protocol_version))
-        _absorb(row, result)
+            mean={}, is_baseline=True, baseline=result.baseline))
+        if result.dataset.variant == RANKED_VARIANT:
+            _absorb(row, result)
+            row.manifest_sha256, row.evaluator_version = result.manifest_sha256, result.evaluator_version
+            row.protocol_version = result.protocol_version
+        if result.subset == MEAN_SUBSET and result.metrics.get(RANK_METRIC) is not None:
+            interval = (result.intervals or {}).get(RANK_METRIC)
+            by_variant.setdefault(result.baseline, {})[result.dataset.variant] = (result.metrics[RANK_METRIC], interval)
+    for name, row in rows.items():
+        _set_versions(row, _in_variant_order(by_variant.get(name, {})))
     return list(rows.values())
-
-
-def raw_variant(variants: set[str]) -> str:
-    """The version the bias gap starts from: "biased" where a benchmark has one (the mini benchmark), else
-    "original" (GenImage: the original is the biased one)."""
-    return "biased" if "biased" in variants else "original"
-
-
-def _versions_and_gap(rows: list[LeaderboardRow], means: Iterable[tuple[int, str, dict, dict]]) -> None:
-    by_submission: dict[int, dict[str, tuple[float | None, list[float] | None]]] = {}
-    for submission_id, variant, metrics, intervals in means:
-        by_submission.setdefault(submission_id, {})[variant] = (metrics.get(RANK_METRIC), (intervals or {}).get(RANK_METRIC))
-    for row in rows:
-        versions = by_submission.get(row.submission_id or 0, {})
-        row.by_version = {variant: value for variant, (value, _) in versions.items()}
-        raw, unbiased = versions.get(raw_variant(set(versions)), (None, None)), versions.get("unbiased", (None, None))
-        if raw[0] is None or unbiased[0] is None:
-            continue
-        row.bias_gap = raw[0] - unbiased[0]
-        row.bias_gap_interval = difference_interval(raw[0], raw[1], unbiased[0], unbiased[1])  # independent samples
 
 
 def leaderboard_versions(rows: list[LeaderboardRow]) -> list[str]:
     """The dataset variants any row was evaluated on, in the platform's order."""
-    seen = {v for row in rows for v in row.by_version}
-    return [v for v in VARIANT_ORDER if v in seen] + sorted(seen - set(VARIANT_ORDER))
+    return _variant_order(v for row in rows for v in row.by_version)
 
 
 def _flag_near_baselines(rows: list[LeaderboardRow]) -> None:
@@ -121,37 +140,43 @@ def _flag_near_baselines(rows: list[LeaderboardRow]) -> None:
         row.barely_beats_baseline = low <= best_high
 
 
-def leaderboard_rows(*, benchmark: Benchmark, protocol: str = "cross-generator") -> list[LeaderboardRow]:
+def leaderboard_rows(*, benchmark: Benchmark, protocol: str = RANKED_PROTOCOL) -> list[LeaderboardRow]:
     """Finished submissions on ``benchmark`` ranked by mean accuracy (ties share a rank), with the shortcut
     baselines in place (unranked) and entries that barely beat them flagged."""
     finished = Result.objects.filter(
         submission__benchmark=benchmark, submission__status=SubmissionStatus.DONE, protocol=protocol, condition="")
     results = list(finished.filter(dataset=F("submission__dataset")).select_related("submission", "submission__owner"))
     rows = _rows_from_results(results)
-    _versions_and_gap(rows, finished.filter(subset=MEAN_SUBSET).values_list(
-        "submission_id", "dataset__variant", "metrics", "intervals"))
+    means = mean_accuracy_by_variant(submissions=Submission.objects.filter(
+        benchmark=benchmark, status=SubmissionStatus.DONE), protocol=protocol)
+    for row in rows:
+        _set_versions(row, means.get(row.submission_id or 0, {}))
     rows.sort(key=lambda r: (-(r.mean.get(RANK_METRIC) or 0.0), r.submission_id))
     previous: float | None = None
     for position, row in enumerate(rows, start=1):
         value = row.mean.get(RANK_METRIC)
         row.rank = rows[position - 2].rank if position > 1 and value == previous else position
         previous = value
-    _tie_groups(rows)
+    for row, group in zip(rows, tie_groups([r.mean_intervals.get(RANK_METRIC) for r in rows]), strict=True):
+        row.tie_group = group
     rows += _baseline_rows(benchmark, protocol)
     rows.sort(key=lambda r: (-(r.mean.get(RANK_METRIC) or 0.0), r.is_baseline, r.submission_id or 0))
     _flag_near_baselines(rows)
     return rows
 
 
-def _tie_groups(rows: list[LeaderboardRow]) -> None:
-    """Group ranked rows whose 95 % intervals of the rank metric overlap the interval of the group's first row."""
-    group, leader_low = 0, None
-    for row in rows:  # submissions only, already ranked
-        interval = row.mean_intervals.get(RANK_METRIC)
+def tie_groups(intervals: Sequence[Sequence[float] | None]) -> list[int]:
+    """Tie groups (1, 2, …) of rows in rank order from their 95 % intervals of the rank metric: a row joins the
+    current group when its interval overlaps the group's first row's, else it starts the next group (so A~B and
+    B~C with A, C apart gives A, B in one group and C leading the next). A row without an interval is a group of its
+    own, and the row after it starts a new one."""
+    groups, group, leader_low = [], 0, None
+    for interval in intervals:  # ranked rows have descending means: overlap with the leader is high >= its low
         if leader_low is None or interval is None or interval[1] < leader_low:
             group += 1
             leader_low = interval[0] if interval else None
-        row.tie_group = group
+        groups.append(group)
+    return groups
 
 
 def leaderboard_generators(rows: list[LeaderboardRow]) -> list[str]:

@@ -9,15 +9,12 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 
 from evaluation.bootstrap import difference_interval
-from evaluation.protocols import RANKED_PROTOCOL
 from models_zoo.registry import Card, UnknownModelError, get_card, list_cards
 from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.core.errors import NotFoundError
-from spectra.leaderboards.selectors import MEAN_SUBSET, RANK_METRIC
-from spectra.submissions.models import Artifact, Result, Submission, SubmissionStatus
+from spectra.leaderboards.selectors import mean_accuracy_by_variant
+from spectra.submissions.models import Artifact, Submission, SubmissionStatus
 from spectra.zoo.models import ZooExperiment, ZooPreparation, ZooStage
-
-EFFECT_METRIC = RANK_METRIC  # the paper's metric is accuracy: here the mean of the real and generated accuracies
 
 
 def zoo_card_list() -> list[Card]:
@@ -43,12 +40,8 @@ def zoo_submission_list(*, entry: str) -> QuerySet[Submission]:
 
 def zoo_row_accuracy(*, rows: list[Submission]) -> dict[int, list[tuple[str, float]]]:
     """Each row's clean cross-generator mean accuracy per dataset version, in the platform's version order."""
-    found: dict[int, dict[str, float]] = {}
-    results = Result.objects.filter(submission__in=rows, subset=MEAN_SUBSET, condition="", protocol=RANKED_PROTOCOL)
-    for submission_id, variant, metrics in results.values_list("submission_id", "dataset__variant", "metrics"):
-        if metrics.get(RANK_METRIC) is not None:
-            found.setdefault(submission_id, {})[variant] = metrics[RANK_METRIC]
-    return {pk: [(v, by_variant[v]) for v in VARIANT_ORDER if v in by_variant] for pk, by_variant in found.items()}
+    means = mean_accuracy_by_variant(submissions=[row.pk for row in rows])
+    return {pk: [(variant, value) for variant, (value, _) in by_variant.items()] for pk, by_variant in means.items()}
 
 
 def zoo_artifact_get(*, entry: str, sha256: str) -> Artifact:
@@ -62,7 +55,8 @@ def zoo_artifact_get(*, entry: str, sha256: str) -> Artifact:
 
 @dataclass(frozen=True)
 class DebiasingEffect:
-    """Accuracy of the rows trained on the unbiased version minus the rows trained on the biased one, on one test
+    """Accuracy (the leaderboard's rank metric: the mean of the real and generated accuracies, as the paper's metric
+    is accuracy) of the rows trained on the unbiased version minus the rows trained on the biased one, on one test
     version, over the seeds that have both rows: the effect the Unbiased GenImage paper reports (seeds.md §1.7),
     measured on this benchmark."""
 
@@ -104,10 +98,11 @@ def zoo_debiasing_effect(*, entry: str) -> list[DebiasingEffect]:
     for record in records:
         pairs[(record.dataset_id, record.seed)][record.trained_on] = record.submission
     by_line: dict[tuple[str, str], list[_SeedPair]] = defaultdict(list)
+    means = mean_accuracy_by_variant(submissions=[row.pk for rows in pairs.values() for row in rows.values()])
     for (_, seed), rows in pairs.items():
         if len(rows) < 2:
             continue
-        biased, unbiased = _means_by_variant(rows["biased"]), _means_by_variant(rows["unbiased"])
+        biased, unbiased = means.get(rows["biased"].pk, {}), means.get(rows["unbiased"].pk, {})
         for variant in (v for v in VARIANT_ORDER if v in biased and v in unbiased):
             by_line[(rows["unbiased"].benchmark.name, variant)].append((seed, biased[variant], unbiased[variant]))
     return [_effect(benchmark, variant, seeds) for (benchmark, variant), seeds in by_line.items()]
@@ -122,13 +117,6 @@ def _effect(benchmark: str, variant: str, seeds: list[_SeedPair]) -> DebiasingEf
         biased=statistics.fmean(b for _, (b, _), _ in seeds), unbiased=statistics.fmean(u for _, _, (u, _) in seeds),
         difference=statistics.fmean(differences), spread=statistics.stdev(differences) if len(seeds) > 1 else None,
         interval=mean_difference_interval(differences, intervals))
-
-
-def _means_by_variant(submission: Submission) -> dict[str, _Mean]:
-    results = Result.objects.filter(submission=submission, subset=MEAN_SUBSET, condition="",
-                                    protocol=RANKED_PROTOCOL).select_related("dataset")
-    return {r.dataset.variant: (r.metrics[EFFECT_METRIC], (r.intervals or {}).get(EFFECT_METRIC))
-            for r in results if r.metrics.get(EFFECT_METRIC) is not None}
 
 
 @dataclass(frozen=True)
