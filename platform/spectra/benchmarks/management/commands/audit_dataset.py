@@ -11,7 +11,8 @@ from spectra.core.errors import ApplicationError
 
 
 class Command(BaseCommand):
-    help = "Audit a dataset version for JPEG-quality, format and size shortcuts, and store the result."
+    help = ("Audit a dataset version for format, JPEG-quality, chroma-subsampling and size shortcuts, and store "
+            "the result.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("benchmark", help="benchmark slug, e.g. mini")

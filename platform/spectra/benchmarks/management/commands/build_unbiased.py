@@ -1,8 +1,9 @@
 """Build the unbiased version of a benchmark's dataset: `python manage.py build_unbiased genimage`.
 
-It follows the Unbiased GenImage recipe (evaluation.datasets.unbiased): QF-96 natural images inside each
-generator's size window, generated images JPEG-compressed at QF 96, balanced with a fixed seed, natural
-files hard-linked rather than copied. The result is registered as the benchmark's "unbiased" variant.
+It follows the Unbiased GenImage recipe (evaluation.datasets.unbiased, the authors' get_data.py): QF-96
+natural images from every generator folder inside each generator's size window, generated images
+JPEG-compressed at QF 96, balanced per ImageNet class with a fixed seed, natural files hard-linked (once per
+generator that uses them) rather than copied. The result is registered as the benchmark's "unbiased" variant.
 """
 from __future__ import annotations
 
