@@ -29,7 +29,9 @@ def test_on_the_biased_version_the_shortcuts_score_high_and_on_the_unbiased_one_
             means[(variant, result.baseline)] = (result.metrics["acc_mean"], result.intervals["acc_mean"])
             assert result.manifest_sha256 == dataset.manifest_sha256
     assert means[("biased", "jpeg-quality-only")][0] > 0.95
-    assert means[("biased", "size-only")][0] > 0.85
+    # mini-biased v2 crops every image to 64 px at load time (so JPEG traces reach the detector unresampled):
+    # after the crop the size tells nothing, and the size baseline, which sees sizes as a detector does, is at chance.
+    assert abs(means[("biased", "size-only")][0] - 0.5) < 0.05
     for baseline in ("jpeg-quality-only", "size-only"):
         value, (low, high) = means[("unbiased", baseline)]
         assert low <= 0.5 + 0.05 and abs(value - 0.5) < 0.1, (baseline, value)
