@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evaluation.messages import ShardRequest  # noqa: E402
+from evaluation.protocols import RANKED_PROTOCOL  # noqa: E402
 from evaluation.runner import local_shard_request  # noqa: E402
 
 
@@ -45,7 +46,7 @@ def resnet_detector(folder: Path) -> Path:
     return path
 
 
-def request(dataset: Path, artifact: Path, size: int, images: int, protocol: str = "cross-generator",
+def request(dataset: Path, artifact: Path, size: int, images: int, protocol: str = RANKED_PROTOCOL,
             config: dict | None = None) -> ShardRequest:
     return local_shard_request(artifact, dataset, input_size=size, protocol=protocol,
                                config={"batch_size": 32, **(config or {})}, limit=images)

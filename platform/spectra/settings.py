@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from evaluation.protocols import list_protocols
 from evalworker.broker import celery_config
 from spectra.core.env import database_from_url, env_bool, env_int, env_list, env_path, env_str
 
@@ -100,7 +101,7 @@ WHITENOISE_USE_FINDERS = True
 # Uploads above this many bytes are refused before they are stored (and streamed to disk meanwhile).
 SPECTRA_MAX_UPLOAD_BYTES = env_int("SPECTRA_MAX_UPLOAD_MB", 512) * 1024 * 1024
 # Protocols every submission is evaluated with (cross-generator on every dataset version, the others on the ranked one).
-SPECTRA_PROTOCOLS = env_list("SPECTRA_PROTOCOLS", ["cross-generator", "jpeg-robustness", "resize-robustness"])
+SPECTRA_PROTOCOLS = env_list("SPECTRA_PROTOCOLS", list_protocols())  # every registered protocol
 # Score the validation split too, and report accuracies at a threshold fitted there and carried to every test subset.
 SPECTRA_CARRY_THRESHOLD = env_bool("SPECTRA_CARRY_THRESHOLD", True)
 SPECTRA_SHARD_IMAGES = max(env_int("SPECTRA_SHARD_IMAGES", 2000), 1)  # images per evaluation shard

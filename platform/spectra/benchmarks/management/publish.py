@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from evaluation.protocols import MEAN_SUBSET, RANK_METRIC
 from spectra.benchmarks.models import Dataset
 from spectra.benchmarks.services import dataset_archives_build
 from spectra.leaderboards.services import baselines_build
@@ -16,5 +17,5 @@ def dataset_publish(dataset: Dataset, say: Callable[[str], None], *, archives: b
     if not dataset.baseline_results.exists():
         say(f"  {dataset.variant}: scoring the shortcut baselines (manifest only)")
         baselines_build(dataset=dataset)
-    for result in dataset.baseline_results.filter(subset="mean"):
-        say(f"  {dataset.variant}: baseline {result.baseline}: mean accuracy {result.metrics.get('acc_mean') or 0:.3f}")
+    for result in dataset.baseline_results.filter(subset=MEAN_SUBSET):
+        say(f"  {dataset.variant}: baseline {result.baseline}: mean accuracy {result.metrics.get(RANK_METRIC) or 0:.3f}")

@@ -5,6 +5,8 @@ from typing import Any
 
 from django import template
 
+from evaluation.protocols import RANK_METRIC
+
 register = template.Library()
 
 
@@ -19,7 +21,7 @@ def metric(value: Any) -> str:
 
 
 @register.filter
-def subset_metric(per_subset: dict[str, dict[str, Any]], subset: str, name: str = "acc_mean") -> Any:
+def subset_metric(per_subset: dict[str, dict[str, Any]], subset: str, name: str = RANK_METRIC) -> Any:
     return (per_subset or {}).get(subset, {}).get(name)
 
 
@@ -40,5 +42,5 @@ def interval(intervals: dict[str, Any] | None, name: str) -> str:
 @register.filter
 def subset_interval(per_subset: dict[str, dict[str, Any]], subset: str) -> str:
     """The 95 % interval of a subset's mean accuracy, for a cell's tooltip."""
-    shown = interval((per_subset or {}).get(subset), "acc_mean")
+    shown = interval((per_subset or {}).get(subset), RANK_METRIC)
     return f"95 % interval {shown}" if shown else ""
