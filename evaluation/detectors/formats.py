@@ -24,6 +24,12 @@ class ArtifactFormat(StrEnum):
     SAFETENSORS = "safetensors"  # a state dict for a zoo architecture named with the upload
 
 
+# How forms and the API title each format.
+FORMAT_TITLES = {ArtifactFormat.TORCHSCRIPT: "TorchScript", ArtifactFormat.ONNX: "ONNX",
+                 ArtifactFormat.SAFETENSORS: "safetensors + zoo architecture"}
+INPUT_SIZE_RANGE = (16, 1024)  # the H = W a detector may declare, inclusive
+DEFAULT_INPUT_SIZE = 224
+
 _NAMES = {ArtifactFormat.TORCHSCRIPT: "TorchScript", ArtifactFormat.ONNX: "ONNX",
           ArtifactFormat.SAFETENSORS: "safetensors"}
 _LABELS = {ArtifactFormat.TORCHSCRIPT: "a TorchScript archive", ArtifactFormat.ONNX: "an ONNX model",

@@ -9,10 +9,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from evaluation.detectors.formats import DEFAULT_INPUT_SIZE, INPUT_SIZE_RANGE
 from spectra.benchmarks.selectors import benchmark_get
 from spectra.core.errors import ApplicationError, NotFoundError
 from spectra.submissions import selectors
-from spectra.submissions.models import ArtifactFormat, Result, Submission
+from spectra.submissions.models import FORMAT_CHOICES, Result, Submission
 from spectra.submissions.services.submissions import submission_create
 
 
@@ -64,8 +65,8 @@ class SubmissionCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         benchmark = serializers.SlugField()
         file = serializers.FileField(allow_empty_file=True)  # the service explains how to export instead
-        format = serializers.ChoiceField(choices=ArtifactFormat.choices)
-        input_size = serializers.IntegerField(min_value=16, max_value=1024, default=224)
+        format = serializers.ChoiceField(choices=FORMAT_CHOICES)
+        input_size = serializers.IntegerField(min_value=INPUT_SIZE_RANGE[0], max_value=INPUT_SIZE_RANGE[1], default=DEFAULT_INPUT_SIZE)
         architecture = serializers.CharField(max_length=100, required=False, default="", allow_blank=True,
                                              help_text="With format=safetensors: the zoo architecture of the weights "
                                                        "(default: the file's spectra.architecture metadata).")

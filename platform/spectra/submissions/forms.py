@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from django import forms
 
+from evaluation.detectors.formats import DEFAULT_INPUT_SIZE, INPUT_SIZE_RANGE, ArtifactFormat
 from models_zoo.registry import get_card, uploadable_names
 from spectra.benchmarks.models import Benchmark
-from spectra.submissions.models import ArtifactFormat
+from spectra.submissions.models import FORMAT_CHOICES
 
 
 def architecture_choices() -> list[tuple[str, str]]:
@@ -17,7 +18,7 @@ class SubmissionForm(forms.Form):
     name = forms.CharField(max_length=120, required=False, help_text="Shown on the leaderboard.")
     benchmark = forms.ModelChoiceField(queryset=Benchmark.objects.all(), to_field_name="slug", empty_label=None)
     format = forms.ChoiceField(
-        choices=ArtifactFormat.choices, initial=ArtifactFormat.ONNX,
+        choices=FORMAT_CHOICES, initial=ArtifactFormat.ONNX.value,
         help_text="ONNX is recommended (data only). Safetensors weights need a zoo architecture (data only). "
                   "TorchScript is loaded only inside the evaluation sandbox.",
     )
@@ -26,7 +27,7 @@ class SubmissionForm(forms.Form):
         help_text="Only for safetensors: the model zoo architecture the weights belong to (its state dict layout).",
     )
     input_size = forms.IntegerField(
-        min_value=16, max_value=1024, initial=224,
+        min_value=INPUT_SIZE_RANGE[0], max_value=INPUT_SIZE_RANGE[1], initial=DEFAULT_INPUT_SIZE,
         help_text="The detector receives N×3×S×S RGB floats in [0, 1] with S = this size.",
     )
     source = forms.CharField(

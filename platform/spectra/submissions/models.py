@@ -4,24 +4,21 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from evaluation.detectors.formats import DEFAULT_INPUT_SIZE, FORMAT_TITLES, ArtifactFormat
 from evaluation.metrics import ScoreKind
 from spectra.benchmarks.models import Benchmark, Dataset
 
-
-class ArtifactFormat(models.TextChoices):
-    TORCHSCRIPT = "torchscript", "TorchScript"
-    ONNX = "onnx", "ONNX"
-    SAFETENSORS = "safetensors", "safetensors + zoo architecture"
+FORMAT_CHOICES = [(fmt.value, FORMAT_TITLES[fmt]) for fmt in ArtifactFormat]
 
 
 class Artifact(models.Model):
     """A detector file, stored once per owner under its sha256."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="artifacts")
-    format = models.CharField(max_length=20, choices=ArtifactFormat.choices)
+    format = models.CharField(max_length=20, choices=FORMAT_CHOICES)
     sha256 = models.CharField(max_length=64)
     size = models.PositiveBigIntegerField()
-    input_size = models.PositiveIntegerField(default=224, help_text="Declared H = W of the detector's input.")
+    input_size = models.PositiveIntegerField(default=DEFAULT_INPUT_SIZE, help_text="Declared H = W of the detector's input.")
     architecture = models.CharField(max_length=100, blank=True,
                                     help_text="The models_zoo architecture a safetensors file holds the weights of.")
     file = models.FileField(upload_to="artifacts/", max_length=500)

@@ -12,14 +12,11 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 
-from evaluation.detectors.formats import ArtifactFormat as SniffedFormat
-from evaluation.detectors.formats import artifact_architecture, sniff_artifact
+from evaluation.detectors.formats import INPUT_SIZE_RANGE, ArtifactFormat, artifact_architecture, sniff_artifact
 from evaluation.errors import ArtifactRejected
 from models_zoo.registry import UnknownModelError, get_card, uploadable_names
 from spectra.core.errors import ApplicationError
 from spectra.submissions.models import Artifact
-
-INPUT_SIZE_RANGE = (16, 1024)
 
 
 def _stream_sha256(handle: IO[bytes]) -> str:
@@ -32,7 +29,7 @@ def _stream_sha256(handle: IO[bytes]) -> str:
 
 
 def artifact_check(*, upload: UploadedFile, declared_format: str, input_size: int,
-                   architecture: str = "") -> tuple[SniffedFormat, str]:
+                   architecture: str = "") -> tuple[ArtifactFormat, str]:
     """The upload's format from its bytes, and the zoo architecture of a safetensors file; ApplicationError
     says what to do when it is refused."""
     limit = settings.SPECTRA_MAX_UPLOAD_BYTES
@@ -45,17 +42,17 @@ def artifact_check(*, upload: UploadedFile, declared_format: str, input_size: in
     if not low <= input_size <= high:
         raise ApplicationError(f"The input size must be between {low} and {high} pixels; got {input_size}.")
     try:
-        fmt = sniff_artifact(upload.file, declared=SniffedFormat(declared_format))
+        fmt = sniff_artifact(upload.file, declared=ArtifactFormat(declared_format))
     except ValueError:
         raise ApplicationError(f"Unknown format {declared_format!r}; choose one of "
-                               f"{', '.join(f.value for f in SniffedFormat)}.") from None
+                               f"{', '.join(f.value for f in ArtifactFormat)}.") from None
     except ArtifactRejected as error:
         raise ApplicationError(error.message) from None
     return fmt, _architecture_check(upload, fmt, architecture.strip())
 
 
-def _architecture_check(upload: UploadedFile, fmt: SniffedFormat, architecture: str) -> str:
-    if fmt is not SniffedFormat.SAFETENSORS:
+def _architecture_check(upload: UploadedFile, fmt: ArtifactFormat, architecture: str) -> str:
+    if fmt is not ArtifactFormat.SAFETENSORS:
         if architecture:
             raise ApplicationError(f"An architecture is named only with a safetensors upload; a {fmt.value} file "
                                    "carries its own. Leave the architecture blank.")
