@@ -107,11 +107,11 @@ def test_a_detector_that_keys_on_jpeg_scores_high_on_the_biased_version_near_cha
         shard_done_record(outcome=_done(run, row_ids, logits_of(probabilities, ScoreKind.PROBABILITY).tolist()))
 
     board = client.get(reverse("api:leaderboard", args=["mini"])).json()
-    assert board["versions"] == ["original", "biased", "unbiased"]
+    assert board["variants"] == ["original", "biased", "unbiased"]
     row = next(r for r in board["rows"] if r["submission_id"] == submission.pk)
-    assert row["by_version"]["biased"] > 0.95
-    assert abs(row["by_version"]["unbiased"] - 0.5) < 0.1
-    assert row["bias_gap"] == pytest.approx(row["by_version"]["biased"] - row["by_version"]["unbiased"])
+    assert row["by_variant"]["biased"] > 0.95
+    assert abs(row["by_variant"]["unbiased"] - 0.5) < 0.1
+    assert row["bias_gap"] == pytest.approx(row["by_variant"]["biased"] - row["by_variant"]["unbiased"])
     assert row["bias_gap"] > 0.35
     low, high = row["bias_gap_interval"]
     assert low <= row["bias_gap"] <= high and low > 0.2  # the gap is far from zero, not noise

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from evaluation.protocols import RANKED_PROTOCOL
 from spectra.benchmarks.selectors import benchmark_get
-from spectra.leaderboards.selectors import leaderboard_generators, leaderboard_rows, leaderboard_versions
+from spectra.leaderboards.selectors import leaderboard_generators, leaderboard_rows, leaderboard_variants
 
 
 class LeaderboardRowOutput(serializers.Serializer):
@@ -32,12 +32,12 @@ class LeaderboardRowOutput(serializers.Serializer):
     evaluator_version = serializers.CharField()
     manifest_sha256 = serializers.CharField()
     artifact_sha256 = serializers.CharField(allow_blank=True)
-    by_version = serializers.DictField(child=serializers.FloatField(allow_null=True),
+    by_variant = serializers.DictField(child=serializers.FloatField(allow_null=True),
                                        help_text="dataset variant -> mean accuracy on that version (a baseline's "
                                                  "too: what the shortcut alone scores there)")
-    by_version_intervals = serializers.DictField(
+    by_variant_intervals = serializers.DictField(
         child=serializers.ListField(child=serializers.FloatField(), allow_null=True),
-        help_text="dataset variant -> [low, high]: 95 % stratified bootstrap interval of by_version")
+        help_text="dataset variant -> [low, high]: 95 % stratified bootstrap interval of by_variant")
     bias_gap = serializers.FloatField(allow_null=True, help_text="Mean accuracy on the raw version minus on the "
                                       "unbiased one (evaluation.bias_gap): how much of the score the dataset's "
                                       "biases explain.")
@@ -54,7 +54,7 @@ class LeaderboardOutput(serializers.Serializer):
     is_synthetic = serializers.BooleanField()
     protocol = serializers.CharField()
     generators = serializers.ListField(child=serializers.CharField())
-    versions = serializers.ListField(child=serializers.CharField())
+    variants = serializers.ListField(child=serializers.CharField())
     rows = LeaderboardRowOutput(many=True)
 
 
@@ -65,7 +65,7 @@ class LeaderboardApi(APIView):
         rows = leaderboard_rows(benchmark=benchmark)
         data = {
             "benchmark": benchmark.slug, "is_synthetic": benchmark.is_synthetic, "protocol": RANKED_PROTOCOL,
-            "generators": leaderboard_generators(rows), "versions": leaderboard_versions(rows),
+            "generators": leaderboard_generators(rows), "variants": leaderboard_variants(rows),
             "rows": [asdict(r) for r in rows],
         }
         return Response(LeaderboardOutput(data).data)

@@ -36,8 +36,8 @@ class LeaderboardRow:
     is_baseline: bool = False
     baseline: str = ""  # the shortcut's name (evaluation.baselines) on a baseline row
     barely_beats_baseline: bool = False  # its interval reaches down to the best shortcut baseline's
-    by_version: dict[str, float | None] = field(default_factory=dict)  # dataset variant -> mean accuracy
-    by_version_intervals: dict[str, list[float] | None] = field(default_factory=dict)  # variant -> its 95 % interval
+    by_variant: dict[str, float | None] = field(default_factory=dict)  # dataset variant -> mean accuracy
+    by_variant_intervals: dict[str, list[float] | None] = field(default_factory=dict)  # variant -> its 95 % interval
     bias_gap: float | None = None  # evaluation.bias_gap: mean accuracy on the raw version minus on the unbiased one
     bias_gap_interval: list[float] | None = None  # 95 %, the versions' intervals combined as independent errors
 
@@ -89,9 +89,9 @@ def mean_accuracy_by_variant(*, submissions: QuerySet[Submission] | Iterable[int
     return {pk: _in_variant_order(by_variant) for pk, by_variant in found.items()}
 
 
-def _set_versions(row: LeaderboardRow, by_variant: dict[str, VariantMean]) -> None:
-    row.by_version = {variant: value for variant, (value, _) in by_variant.items()}
-    row.by_version_intervals = {variant: interval for variant, (_, interval) in by_variant.items()}
+def _set_variant_means(row: LeaderboardRow, by_variant: dict[str, VariantMean]) -> None:
+    row.by_variant = {variant: value for variant, (value, _) in by_variant.items()}
+    row.by_variant_intervals = {variant: interval for variant, (_, interval) in by_variant.items()}
     gap = bias_gap(by_variant)
     if gap is not None:
         row.bias_gap, row.bias_gap_interval = gap.value, gap.interval
@@ -116,13 +116,13 @@ def _baseline_rows(benchmark: Benchmark, protocol: str) -> list[LeaderboardRow]:
             interval = (result.intervals or {}).get(RANK_METRIC)
             by_variant.setdefault(result.baseline, {})[result.dataset.variant] = (result.metrics[RANK_METRIC], interval)
     for name, row in rows.items():
-        _set_versions(row, _in_variant_order(by_variant.get(name, {})))
+        _set_variant_means(row, _in_variant_order(by_variant.get(name, {})))
     return list(rows.values())
 
 
-def leaderboard_versions(rows: list[LeaderboardRow]) -> list[str]:
+def leaderboard_variants(rows: list[LeaderboardRow]) -> list[str]:
     """The dataset variants any row was evaluated on, in the platform's order."""
-    return _variant_order(v for row in rows for v in row.by_version)
+    return _variant_order(v for row in rows for v in row.by_variant)
 
 
 def _flag_near_baselines(rows: list[LeaderboardRow]) -> None:
@@ -150,7 +150,7 @@ def leaderboard_rows(*, benchmark: Benchmark, protocol: str = RANKED_PROTOCOL) -
     means = mean_accuracy_by_variant(submissions=Submission.objects.filter(
         benchmark=benchmark, status=SubmissionStatus.DONE), protocol=protocol)
     for row in rows:
-        _set_versions(row, means.get(row.submission_id or 0, {}))
+        _set_variant_means(row, means.get(row.submission_id or 0, {}))
     rows.sort(key=lambda r: (-(r.mean.get(RANK_METRIC) or 0.0), r.submission_id))
     previous: float | None = None
     for position, row in enumerate(rows, start=1):

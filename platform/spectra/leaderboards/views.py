@@ -6,7 +6,7 @@ from django.shortcuts import render
 
 from spectra.benchmarks.selectors import benchmark_get
 from spectra.core.errors import ApplicationError
-from spectra.leaderboards.selectors import leaderboard_generators, leaderboard_rows, leaderboard_versions
+from spectra.leaderboards.selectors import leaderboard_generators, leaderboard_rows, leaderboard_variants
 
 
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
@@ -15,7 +15,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     except ApplicationError as error:
         raise Http404(error.message) from None
     rows = leaderboard_rows(benchmark=benchmark)
-    versions = leaderboard_versions(rows)
-    context = {"benchmark": benchmark, "rows": rows, "generators": leaderboard_generators(rows), "versions": versions,
-               "show_gap": "unbiased" in versions and len(versions) > 1}
+    variants = leaderboard_variants(rows)
+    context = {"benchmark": benchmark, "rows": rows, "generators": leaderboard_generators(rows), "variants": variants,
+               "show_gap": "unbiased" in variants and len(variants) > 1}
     return render(request, "leaderboards/leaderboard.html", context)

@@ -49,7 +49,7 @@ def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "submission": submission,
         "progress": selectors.submission_progress(submission=submission),
         "results": ranked,
-        "other_versions": [(rows[0].dataset, rows) for pk, rows in groups.items() if pk != submission.dataset_id],
+        "other_variants": [(rows[0].dataset, rows) for pk, rows in groups.items() if pk != submission.dataset_id],
         "robustness": robustness,
         "figures": {"chart": results_chart(ranked)} | {f"robustness-{s.protocol}": s.figure for s in robustness}
         if ranked else {},
