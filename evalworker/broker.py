@@ -114,6 +114,7 @@ def celery_config() -> dict[str, Any]:
         config["broker_transport_options"] = {
             "data_folder_in": str(folder),
             "data_folder_out": str(folder),
+            "control_folder": str(folder / "control"),  # kombu's default is ./control, in whatever the cwd is
             "store_processed": False,
             "polling_interval": 0.5,
         }

@@ -4,6 +4,7 @@ The defaults need no server: SQLite, files under SPECTRA_VAR_DIR, and kombu's fi
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -17,6 +18,10 @@ VAR_DIR = env_path("SPECTRA_VAR_DIR", BASE_DIR / "var")
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # The default key is only fit for the embedded set-up on 127.0.0.1; docker-compose requires a real one.
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "spectra-insecure-local-key-change-me-in-production")
+# The secret behind a hidden split's archive ids and order (evaluation.datasets.archives): whoever holds it can map
+# the ids back to labelled manifest lines, so it stays with the web process; changing it means rebuilding the archives.
+SPECTRA_HIDDEN_ID_KEY = env_str("SPECTRA_HIDDEN_ID_KEY", "").encode() or hashlib.sha256(
+    b"spectra hidden ids\0" + SECRET_KEY.encode()).digest()
 ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 

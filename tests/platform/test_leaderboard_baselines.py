@@ -1,6 +1,9 @@
 """Shortcut baselines on the leaderboards: computed from the manifest, shown unranked, near entries flagged."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 from django.urls import reverse
 
@@ -8,7 +11,7 @@ from spectra.benchmarks.services import benchmark_upsert, dataset_register
 from spectra.leaderboards.models import BaselineResult
 from spectra.leaderboards.services import baselines_build
 from tests.platform.test_api import finish, make_submission
-from tests.reference import scores_with_accuracy, split_rows
+from tests.reference import expected_metrics, scores_with_accuracy, split_rows
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +59,42 @@ def test_the_leaderboard_shows_the_baselines_unranked_and_flags_an_entry_that_ba
 
     page = client.get(reverse("leaderboard", args=["mini"])).content.decode()
     assert page.count('<tr class="baseline"') == 2 and "≈ shortcut" in page
+
+
+def test_every_version_column_shows_what_each_shortcut_scores_there_with_its_interval(
+    client, mini_dataset, mini_variant_roots,
+):
+    from evaluation.baselines import SHORTCUTS, shortcut_scores
+    from evaluation.datasets.manifest import centre_crops
+
+    versions = {"original": mini_dataset}
+    for variant, root in mini_variant_roots.items():
+        versions[variant] = dataset_register(benchmark=mini_dataset.benchmark, root=root, variant=variant)
+    for dataset in versions.values():
+        baselines_build(dataset=dataset)
+
+    board = client.get(reverse("api:leaderboard", args=["mini"])).json()
+    assert board["versions"] == ["original", "biased", "unbiased"]
+    shown = {r["baseline"]: r for r in board["rows"] if r["is_baseline"]}
+    for shortcut in SHORTCUTS:
+        row = shown[shortcut.name]
+        assert list(row["by_version"]) == ["original", "biased", "unbiased"]
+        for variant, dataset in versions.items():
+            # Independently: the shortcut's scores on that version, scored by tests.reference (numpy, scikit-learn).
+            line_ids, scores = shortcut_scores(dataset.manifest_url, shortcut, centre_crops(dataset.root))
+            expected = expected_metrics(split_rows(Path(dataset.root)), np.array(scores))["mean"]["acc_mean"]
+            assert row["by_version"][variant] == pytest.approx(expected), (shortcut.name, variant)
+            low, high = row["by_version_intervals"][variant]
+            assert low <= row["by_version"][variant] <= high and high - low < 0.15
+        assert row["bias_gap"] == pytest.approx(row["by_version"]["biased"] - row["by_version"]["unbiased"])
+        assert row["mean"]["acc_mean"] == pytest.approx(row["by_version"]["original"])  # ranked on the original
+    assert shown["jpeg-quality-only"]["by_version"]["biased"] > 0.95  # the audit's shortcut, now on the board
+    assert abs(shown["jpeg-quality-only"]["by_version"]["unbiased"] - 0.5) < 0.1
+
+    page = client.get(reverse("leaderboard", args=["mini"])).content.decode()
+    row_html = page[page.index('data-baseline="jpeg-quality-only"'):]
+    row_html = row_html[:row_html.index("</tr>")]
+    value = shown["jpeg-quality-only"]["by_version"]["biased"]
+    low, high = shown["jpeg-quality-only"]["by_version_intervals"]["biased"]
+    assert f'data-version="biased">{value:.4f}\n          <span class="ci">[{low:.4f}, {high:.4f}]</span>' in row_html
+    assert 'data-metric="bias_gap">' in row_html and "Bias gap" in page

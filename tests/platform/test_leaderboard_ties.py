@@ -62,14 +62,14 @@ def test_on_stored_scores_close_means_share_a_group_and_a_chain_splits_at_its_le
     client, alice, mini_dataset, mini_root, onnx_files, test_line_numbers, send,
 ):
     rows = split_rows(mini_root)
-    for data, accuracy in zip(onnx_files, (0.80, 0.77, 0.74), strict=True):
+    for data, accuracy in zip(onnx_files, (0.80, 0.76, 0.72), strict=True):
         finish(make_submission(alice, mini_dataset, data, f"acc-{accuracy}"), test_line_numbers,
                scores_with_accuracy(rows, accuracy))
     board = client.get(reverse("api:leaderboard", args=["mini"])).json()["rows"]
     intervals = [r["mean_intervals"]["acc_mean"] for r in board]
-    assert [r["mean"]["acc_mean"] for r in board] == pytest.approx([0.80, 0.77, 0.74])
+    assert [r["mean"]["acc_mean"] for r in board] == pytest.approx([0.80, 0.76, 0.72], abs=0.003)  # 184 per group
     assert [r["rank"] for r in board] == [1, 2, 3]  # the means differ: no shared rank
-    # 1104 test images give intervals about ±0.025 wide: a chain, A~B, B~C, A apart from C.
+    # 1104 test images give intervals about ±0.032 wide: a chain, A~B, B~C, A apart from C.
     a, b, c = intervals
     assert _overlap(a, b) and _overlap(b, c) and not _overlap(a, c), intervals
     assert [r["tie_group"] for r in board] == _slow_tie_groups(intervals) == [1, 1, 2]

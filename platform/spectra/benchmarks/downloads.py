@@ -1,7 +1,8 @@
 """Dataset downloads: per-split archives (resumable), their SHA-256 sums, and the public manifest.
 
-A hidden split's labels never leave the server: its archive holds opaque ids, and its rows are left out
-of the manifest download entirely.
+A hidden split's labels never leave the server: its archive holds keyed opaque ids in a secret order
+(evaluation.datasets.archives), an older archive of it is withheld, and its rows are left out of the manifest
+download entirely.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 
-from evaluation.datasets.archives import ARCHIVE_DIR, SUMS_NAME
+from evaluation.datasets.archives import ARCHIVE_DIR, SUMS_NAME, archive_is_current
 from evaluation.datasets.manifest import read_manifest
 from spectra.benchmarks.models import Dataset
 from spectra.benchmarks.selectors import dataset_get
@@ -31,6 +32,9 @@ def archive(request: HttpRequest, manifest_sha256: str, split: str) -> HttpRespo
     if entry is None:
         splits = ", ".join(a["split"] for a in dataset.archives) or "none built yet"
         raise Http404(f"This dataset version has no archive for split {split!r}. Archives: {splits}.")
+    if entry["hidden"] and not archive_is_current(entry):  # its ids could be traced back to labelled manifest lines
+        raise Http404(f"The archive of the hidden split {split!r} was written by an older version that did not keep "
+                      "its labels hidden; it is withheld until a maintainer re-runs build_mini_benchmark.")
     path = Path(dataset.root) / ARCHIVE_DIR / entry["name"]
     name = f"{dataset.benchmark.slug}-{dataset.variant}-{manifest_sha256[:12]}-{entry['name']}"
     return ranged_file_response(request, path, filename=name, etag=entry["sha256"], content_type="application/x-tar")

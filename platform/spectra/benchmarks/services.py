@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 
 from evaluation.datasets.archives import build_archives
@@ -58,8 +59,10 @@ def dataset_audit(*, dataset: Dataset) -> dict:
 
 
 def dataset_archives_build(*, dataset: Dataset) -> list[dict]:
-    """Write the per-split download archives and their SHA-256 sums; hidden splits carry no labels."""
-    archives = build_archives(Path(dataset.root), dataset.manifest_sha256, hidden_splits=frozenset(dataset.hidden_splits))
+    """Write the per-split download archives and their SHA-256 sums; hidden splits carry no labels (their ids and
+    order come from the server's secret SPECTRA_HIDDEN_ID_KEY)."""
+    archives = build_archives(Path(dataset.root), dataset.manifest_sha256, hidden_splits=frozenset(dataset.hidden_splits),
+                              hidden_id_key=settings.SPECTRA_HIDDEN_ID_KEY)
     dataset.archives = [a.__dict__ for a in archives]
     dataset.save(update_fields=["archives"])
     return dataset.archives

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from evaluation.datasets.archives import archive_is_current
 from evaluation.protocols import MEAN_SUBSET, RANK_METRIC
 from spectra.benchmarks.models import Dataset
 from spectra.benchmarks.services import dataset_archives_build
@@ -11,7 +12,7 @@ from spectra.leaderboards.services import baselines_build
 
 def dataset_publish(dataset: Dataset, say: Callable[[str], None], *, archives: bool = True) -> None:
     """Write what is missing; a dataset that has it all is left as it is, so re-running is quick."""
-    if archives and not dataset.archives:
+    if archives and not (dataset.archives and all(archive_is_current(a) for a in dataset.archives)):
         say(f"  {dataset.variant}: writing download archives and SHA256SUMS")
         dataset_archives_build(dataset=dataset)
     if not dataset.baseline_results.exists():

@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from evalworker.broker import EVAL_QUEUES
 
 # Variables the evaluation worker must never see: it runs uploaded models.
-SECRET_VARIABLES = ("DATABASE_URL", "DJANGO_SECRET_KEY", "DJANGO_SETTINGS_MODULE")
+SECRET_VARIABLES = ("DATABASE_URL", "DJANGO_SECRET_KEY", "DJANGO_SETTINGS_MODULE", "SPECTRA_HIDDEN_ID_KEY")
 
 
 def evaluation_worker_env() -> dict[str, str]:
