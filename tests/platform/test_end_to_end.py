@@ -119,3 +119,51 @@ def test_two_evaluation_workers_share_one_submission_and_the_merged_result_equal
         return (np.mean(val_scores[val_labels == 0] <= cut) + np.mean(val_scores[val_labels == 1] > cut)) / 2
 
     assert balanced(t) == pytest.approx(max(balanced(c) for c in set(val_scores.tolist())), abs=1e-9)
+
+
+def _cropped_images(root: Path, rows: list[dict], crops: dict[str, int], size: int):
+    """Decoded as the pipeline should: torchvision's CenterCrop on the decoded image (an implementation
+    independent of the platform's), then the resize to the input size."""
+    import torch
+    from PIL import Image
+    from torchvision.transforms import CenterCrop
+    from torchvision.transforms.functional import pil_to_tensor
+
+    images = []
+    for row in rows:
+        with Image.open(root / row["path"]) as image:
+            rgb = CenterCrop(crops[row["generator"]])(image.convert("RGB"))
+        if rgb.size != (size, size):
+            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+        images.append(pil_to_tensor(rgb).to(torch.float32) / 255.0)
+    return torch.stack(images)
+
+
+def test_real_workers_evaluate_the_unbiased_variant_through_its_centre_crops(
+    alice_client, mini_dataset, mini_variant_roots, workers, tmp_path,
+):
+    from evaluation.datasets.manifest import centre_crops
+    from spectra.benchmarks.services import dataset_register
+    from spectra.submissions.models import ImageScores
+    from spectra.submissions.selectors import image_scores_get
+
+    root = mini_variant_roots["unbiased"]
+    crops = centre_crops(str(root))
+    assert crops and all(side != INPUT_SIZE for side in crops.values()), "the variant must crop, then resize"
+    dataset_register(benchmark=mini_dataset.benchmark, root=root, variant="unbiased")
+    submission = workers.wait_for(_upload(alice_client, write_onnx(tmp_path / "d.onnx", seed=5), "unbiased"))
+    assert submission.status == "done", submission.error
+
+    from evaluation.protocols import RANKED_PROTOCOL
+
+    runs = submission.runs.filter(dataset__variant="unbiased", protocol=RANKED_PROTOCOL)
+    assert runs.exists()
+    pairs = [image_scores_get(scores=ImageScores.objects.get(run=run)) for run in runs]
+    row_ids, stored = np.concatenate([ids for ids, _ in pairs]), np.concatenate([values for _, values in pairs])
+    rows = json_rows(root)
+    tested = [rows[i] for i in row_ids]
+    assert {row["split"] for row in tested} >= {"test"} and len(set(row_ids.tolist())) == len(tested)
+    expected = reference_scores(_cropped_images(root, tested, crops, INPUT_SIZE), seed=5)
+    assert np.abs(stored - expected).max() < 1e-4
+    uncropped = reference_scores(load_images(root, tested, INPUT_SIZE), seed=5)
+    assert np.abs(stored - uncropped).max() > 1e-2  # without the crop the scores would differ: the crop was applied

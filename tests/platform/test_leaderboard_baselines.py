@@ -74,27 +74,27 @@ def test_every_version_column_shows_what_each_shortcut_scores_there_with_its_int
         baselines_build(dataset=dataset)
 
     board = client.get(reverse("api:leaderboard", args=["mini"])).json()
-    assert board["versions"] == ["original", "biased", "unbiased"]
+    assert board["variants"] == ["original", "biased", "unbiased"]
     shown = {r["baseline"]: r for r in board["rows"] if r["is_baseline"]}
     for shortcut in SHORTCUTS:
         row = shown[shortcut.name]
-        assert list(row["by_version"]) == ["original", "biased", "unbiased"]
+        assert list(row["by_variant"]) == ["original", "biased", "unbiased"]
         for variant, dataset in versions.items():
             # Independently: the shortcut's scores on that version, scored by tests.reference (numpy, scikit-learn).
             line_ids, scores = shortcut_scores(dataset.manifest_url, shortcut, centre_crops(dataset.root))
             expected = expected_metrics(split_rows(Path(dataset.root)), np.array(scores))["mean"]["acc_mean"]
-            assert row["by_version"][variant] == pytest.approx(expected), (shortcut.name, variant)
-            low, high = row["by_version_intervals"][variant]
-            assert low <= row["by_version"][variant] <= high and high - low < 0.15
-        assert row["bias_gap"] == pytest.approx(row["by_version"]["biased"] - row["by_version"]["unbiased"])
-        assert row["mean"]["acc_mean"] == pytest.approx(row["by_version"]["original"])  # ranked on the original
-    assert shown["jpeg-quality-only"]["by_version"]["biased"] > 0.95  # the audit's shortcut, now on the board
-    assert abs(shown["jpeg-quality-only"]["by_version"]["unbiased"] - 0.5) < 0.1
+            assert row["by_variant"][variant] == pytest.approx(expected), (shortcut.name, variant)
+            low, high = row["by_variant_intervals"][variant]
+            assert low <= row["by_variant"][variant] <= high and high - low < 0.15
+        assert row["bias_gap"] == pytest.approx(row["by_variant"]["biased"] - row["by_variant"]["unbiased"])
+        assert row["mean"]["acc_mean"] == pytest.approx(row["by_variant"]["original"])  # ranked on the original
+    assert shown["jpeg-quality-only"]["by_variant"]["biased"] > 0.95  # the audit's shortcut, now on the board
+    assert abs(shown["jpeg-quality-only"]["by_variant"]["unbiased"] - 0.5) < 0.1
 
     page = client.get(reverse("leaderboard", args=["mini"])).content.decode()
     row_html = page[page.index('data-baseline="jpeg-quality-only"'):]
     row_html = row_html[:row_html.index("</tr>")]
-    value = shown["jpeg-quality-only"]["by_version"]["biased"]
-    low, high = shown["jpeg-quality-only"]["by_version_intervals"]["biased"]
+    value = shown["jpeg-quality-only"]["by_variant"]["biased"]
+    low, high = shown["jpeg-quality-only"]["by_variant_intervals"]["biased"]
     assert f'data-version="biased">{value:.4f}\n          <span class="ci">[{low:.4f}, {high:.4f}]</span>' in row_html
     assert 'data-metric="bias_gap">' in row_html and "Bias gap" in page
