@@ -24,7 +24,7 @@ from evaluation.datasets.manifest import (
     cropped_size,
     dataset_info,
 )
-from evaluation.metrics import DEFAULT_THRESHOLD
+from evaluation.metrics import DEFAULT_THRESHOLD, ScoreKind, logits_of
 
 # v2: sizes after the centre crop of dataset.json; v3: chroma features, torchvision's crop (pads, never
 # shrinks), one smoothed classifier for audit and baselines (ties predict real), the version's recipe.
@@ -80,7 +80,9 @@ def balanced_accuracy(train: Mapping[str, Mapping[int, int]], test: Mapping[str,
     right: Counter[int] = Counter()
     total: Counter[int] = Counter()
     for value, labels in test.items():
-        predicted = LABEL_GENERATED if classifier.score(value) > DEFAULT_THRESHOLD else LABEL_REAL
+        # The classifier scores probabilities; the platform's threshold is a logit.
+        logit = logits_of([classifier.score(value)], ScoreKind.PROBABILITY)[0]
+        predicted = LABEL_GENERATED if logit > DEFAULT_THRESHOLD else LABEL_REAL
         for label, n in labels.items():
             total[label] += n
             right[label] += n if predicted == label else 0
