@@ -19,6 +19,7 @@ from evaluation.bootstrap import difference_interval
 from evaluation.datasets.audit import audit_rows
 from evaluation.datasets.images import decode_image
 from evaluation.datasets.manifest import centre_crops, read_manifest
+from evaluation.metrics import ScoreKind
 from evaluation.runner import local_shard_request, run_shard
 from evaluation.summary import summary_from_scores
 
@@ -121,7 +122,8 @@ def _mean_accuracy(model: nn.Module, root: Path, tmp_path: Path) -> tuple[float,
     done = run_shard(request, lambda _: None)
     assert done.status == "done", done.error
     summary = summary_from_scores(protocol=request.protocol, config={}, manifest_url=request.manifest_url,
-                                  split="test", row_ids=done.row_ids, scores=done.scores)
+                                  split="test", row_ids=done.row_ids, scores=done.scores,
+                                  score_kind=ScoreKind.LOGIT)
     mean, interval = summary.metrics["mean"]["acc_mean"], summary.intervals["mean"]["acc_mean"]
     assert mean is not None and interval is not None
     return mean, interval
