@@ -62,13 +62,14 @@ def test_the_baseline_and_the_audit_share_one_classifier(mini_variant_roots) -> 
 
     from evaluation.datasets.audit import audit_rows
     from evaluation.datasets.manifest import centre_crops, read_manifest
-    from evaluation.metrics import DEFAULT_THRESHOLD
+    from evaluation.metrics import DEFAULT_THRESHOLD, ScoreKind, logits_of
 
     root = mini_variant_roots["biased"]
     rows = list(read_manifest(root / "manifest.jsonl"))
     audit = audit_rows(rows, crops=centre_crops(str(root)))
     for shortcut in SHORTCUTS:
         row_ids, scores = shortcut_scores(str(root / "manifest.jsonl"), shortcut, centre_crops(str(root)))
-        predicted = [int(score > DEFAULT_THRESHOLD) for score in scores]
+        # The shortcut scores probabilities; the platform's threshold is a logit.
+        predicted = [int(logit > DEFAULT_THRESHOLD) for logit in logits_of(scores, ScoreKind.PROBABILITY)]
         expected = balanced_accuracy_score([rows[i].label for i in row_ids], predicted)
         assert audit["one_feature_accuracy"][shortcut.feature] == pytest.approx(expected)
