@@ -11,6 +11,7 @@ Streaming: memory grows with the number of distinct feature values, never with t
 """
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -24,7 +25,7 @@ from evaluation.datasets.manifest import (
     cropped_size,
     dataset_info,
 )
-from evaluation.metrics import DEFAULT_THRESHOLD, ScoreKind, logits_of
+from evaluation.metrics import DEFAULT_THRESHOLD
 
 # v2: sizes after the centre crop of dataset.json; v3: chroma features, torchvision's crop (pads, never
 # shrinks), one smoothed classifier for audit and baselines (ties predict real), the version's recipe.
@@ -73,6 +74,11 @@ class ShortcutClassifier:
     def score(self, value: str) -> float:
         return self.table.get(value, self.prior)
 
+    def logit(self, value: str) -> float:
+        """The score as a logit, the scale of the platform's threshold (smoothing keeps it finite)."""
+        p = self.score(value)
+        return math.log(p) - math.log1p(-p)
+
 
 def balanced_accuracy(train: Mapping[str, Mapping[int, int]], test: Mapping[str, Mapping[int, int]]) -> float | None:
     """Balanced accuracy on ``test`` of the ShortcutClassifier fitted on ``train`` (None without both labels)."""
@@ -80,9 +86,7 @@ def balanced_accuracy(train: Mapping[str, Mapping[int, int]], test: Mapping[str,
     right: Counter[int] = Counter()
     total: Counter[int] = Counter()
     for value, labels in test.items():
-        # The classifier scores probabilities; the platform's threshold is a logit.
-        logit = logits_of([classifier.score(value)], ScoreKind.PROBABILITY)[0]
-        predicted = LABEL_GENERATED if logit > DEFAULT_THRESHOLD else LABEL_REAL
+        predicted = LABEL_GENERATED if classifier.logit(value) > DEFAULT_THRESHOLD else LABEL_REAL
         for label, n in labels.items():
             total[label] += n
             right[label] += n if predicted == label else 0
