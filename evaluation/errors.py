@@ -43,3 +43,11 @@ class DetectorOutputError(UserFault):
 
 class DatasetError(PlatformFault):
     """A dataset folder or manifest is missing, malformed or does not match its hash."""
+
+
+class DetectorTimeout(UserFault):
+    """The detector did not answer within its time budget; its process was stopped."""
+
+
+class DetectorCrash(UserFault):
+    """The detector's process ended abruptly (a signal, an abort) or broke the scorer's protocol."""

@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 from evaluation.metrics import LOGIT_LIMIT
 
 # Versions: 2 added ShardDone.worker, 3 ShardDone.conditions, 4 ShardRequest.artifact_architecture; in 5
-# ShardDone.scores are logits instead of probabilities and ShardDone.metrics is gone (the platform computes them).
-MESSAGE_VERSION = 5
+# ShardDone.scores are logits instead of probabilities and ShardDone.metrics is gone (the platform computes them);
+# 6 added the attempt to every shard message, ShardDone.isolation and WorkerAlive.
+MESSAGE_VERSION = 6
+STARTED_STAGE = "started"  # the first progress of a delivery: the platform counts deliveries by it
 
 T = TypeVar("T", bound="_Message")
 
@@ -60,6 +62,7 @@ class ShardRequest(_Message):
     last_row: int  # exclusive, counted over the manifest rows of `split`
     device_hint: str = "auto"
     artifact_architecture: str = ""  # the zoo architecture of a safetensors artifact
+    attempt: int = 1  # the platform's attempt number: messages of a superseded attempt are ignored
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,8 @@ class ShardProgress(_Message):
     run_id: int
     done: int
     total: int
-    stage: str  # loading | scoring
+    stage: str  # started | loading | scoring; also sent every few seconds as the shard's heartbeat
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class ShardDone(_Message):
     error: str = ""
     error_kind: str = ""  # "user" | "platform"
     worker: str = ""  # the evaluation worker's name, for the run's record
+    attempt: int = 1
+    isolation: dict[str, Any] = field(default_factory=dict)  # what isolated the detector (sandbox.launch.Isolation)
 
     def check(self) -> None:
         """Raise MessageError unless the scores are well formed: aligned, finite logits float32 can hold."""
@@ -104,3 +110,12 @@ class ShardDone(_Message):
         if any(not (isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s)
                     and abs(s) <= LOGIT_LIMIT) for s in self.scores):
             raise MessageError("scores must be finite logits within float32's range")
+
+
+@dataclass(frozen=True)
+class WorkerAlive(_Message):
+    """``worker_alive``: an evaluation worker says it is up, busy or not, every few seconds."""
+
+    worker: str
+    evaluator_version: str
+    sandbox: str  # "bubblewrap", or why this worker has none

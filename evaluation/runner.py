@@ -18,7 +18,7 @@ import fsspec
 from evaluation.datasets.images import condition_batches, count_split, image_batches, rows_of_split, url_sha256
 from evaluation.datasets.manifest import centre_crops, file_sha256, manifest_sha256
 from evaluation.detectors.formats import ArtifactFormat, artifact_architecture, sniff_artifact
-from evaluation.detectors.loading import load_detector, pick_device, probe_detector
+from evaluation.detectors.loading import Detector, load_detector, pick_device, probe_detector
 from evaluation.errors import DatasetError, EvaluationError, PlatformFault, UserFault
 from evaluation.messages import ShardDone, ShardProgress, ShardRequest
 from evaluation.protocols import EVALUATED_SPLIT, RANKED_PROTOCOL, get_protocol
@@ -60,10 +60,28 @@ class _Throttle:
         now = time.monotonic()
         if force or done >= self.total or now - self.last >= PROGRESS_EVERY_SECONDS:
             self.last = now
-            self.sink(ShardProgress(run_id=self.request.run_id, done=done, total=self.total, stage=stage))
+            self.sink(ShardProgress(run_id=self.request.run_id, attempt=self.request.attempt, done=done,
+                                    total=self.total, stage=stage))
 
 
-def _execute(request: ShardRequest, sink: ProgressSink) -> tuple[ProtocolResult, dict]:
+class DetectorSource:
+    """Where a shard's detector comes from: loaded into this process (the local CLI, the user's own model), or a
+    sandboxed scorer child (the evaluation worker: ``evaluation.sandbox.ScorerCache``)."""
+
+    def open(self, request: ShardRequest, model: Path) -> Detector:
+        """The loaded detector of ``request``'s artifact at ``model``, after its probe batch."""
+        detector = load_detector(
+            model, ArtifactFormat(request.artifact_format), input_size=request.input_size,
+            device=pick_device(request.device_hint), architecture=request.artifact_architecture,
+        )
+        probe_detector(detector)
+        return detector
+
+    def failed(self, request: ShardRequest, fault: UserFault) -> None:
+        """A shard of ``request``'s detector failed by the detector's fault (nothing to remember in process)."""
+
+
+def _execute(request: ShardRequest, sink: ProgressSink, source: DetectorSource) -> tuple[ProtocolResult, dict, Detector]:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     protocol = get_protocol(request.protocol)
@@ -78,11 +96,7 @@ def _execute(request: ShardRequest, sink: ProgressSink) -> tuple[ProtocolResult,
     throttle(0, "loading", force=True)
     _verify(request.artifact_url, request.artifact_sha256, "artifact")
     with local_copy(request.artifact_url) as path:
-        detector = load_detector(
-            path, ArtifactFormat(request.artifact_format), input_size=request.input_size,
-            device=pick_device(request.device_hint), architecture=request.artifact_architecture,
-        )
-    probe_detector(detector)
+        detector = source.open(request, path)
     timings["load_s"] = time.perf_counter() - started
     loading = dict(root_url=request.dataset_root_url, size=request.input_size, batch_size=int(config["batch_size"]),
                    crops=centre_crops(request.dataset_root_url), pin_memory=detector.device.type == "cuda")
@@ -93,24 +107,28 @@ def _execute(request: ShardRequest, sink: ProgressSink) -> tuple[ProtocolResult,
     )
     result = protocol.run(detector, data, config, throttle)
     timings["total_s"] = time.perf_counter() - started
-    return result, timings
+    return result, timings, detector
 
 
-def run_shard(request: ShardRequest, sink: ProgressSink) -> ShardDone:
-    """Evaluate one shard and describe the outcome; progress goes to ``sink`` along the way."""
+def run_shard(request: ShardRequest, sink: ProgressSink, source: DetectorSource | None = None) -> ShardDone:
+    """Evaluate one shard and describe the outcome; progress goes to ``sink`` along the way. ``source`` gives
+    the detector (default: loaded into this process)."""
+    source = source or DetectorSource()
     common = dict(
-        run_id=request.run_id, evaluator_version=EVALUATOR_VERSION, artifact_sha256=request.artifact_sha256,
-        manifest_sha256=request.manifest_sha256, protocol=request.protocol, protocol_version=request.protocol_version,
+        run_id=request.run_id, attempt=request.attempt, evaluator_version=EVALUATOR_VERSION,
+        artifact_sha256=request.artifact_sha256, manifest_sha256=request.manifest_sha256, protocol=request.protocol,
+        protocol_version=request.protocol_version,
     )
     try:
-        result, timings = _execute(request, sink)
+        result, timings, detector = _execute(request, sink, source)
     except UserFault as error:
+        source.failed(request, error)
         return ShardDone(status="failed", error=error.message, error_kind="user", **common)
     except EvaluationError as error:
         log.warning("shard of run %s failed: %s", request.run_id, error.message)
         return ShardDone(status="failed", error=error.message, error_kind="platform", **common)
     return ShardDone(status="done", row_ids=result.row_ids, scores=result.scores, conditions=result.conditions,
-                     timings=timings, **common)
+                     timings=timings, isolation=dict(detector.isolation), **common)
 
 
 def local_shard_request(detector: Path, dataset: Path, *, input_size: int, protocol: str = RANKED_PROTOCOL,

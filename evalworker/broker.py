@@ -26,6 +26,8 @@ PLATFORM_QUEUE = "platform"
 TASK_EVALUATE_SHARD = "spectra.evaluate_shard"
 TASK_SHARD_PROGRESS = "spectra.shard_progress"
 TASK_SHARD_DONE = "spectra.shard_done"
+TASK_WORKER_ALIVE = "spectra.worker_alive"
+TASK_REAP_RUNS = "spectra.reap_runs"
 
 DEFAULT_VAR_DIR = Path(__file__).resolve().parent.parent / "var"
 
@@ -39,12 +41,40 @@ def broker_url() -> str:
     return os.environ.get("CELERY_BROKER_URL", "filesystem://")
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: float, kind: type = int) -> float:
     raw = os.environ.get(name, "")
     try:
-        return int(raw) if raw.strip() else default
+        return kind(raw) if raw.strip() else default
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not an integer") from None
+        raise ValueError(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from None
+
+
+def _int(name: str, default: int) -> int:
+    return int(_number(name, default))
+
+
+def _seconds(name: str, default: float) -> float:
+    return float(_number(name, default, float))
+
+
+def heartbeat_seconds() -> float:
+    """How often a busy shard and an idle evaluation worker say they are alive."""
+    return max(_seconds("SPECTRA_HEARTBEAT_SECONDS", 10.0), 0.1)
+
+
+def lease_seconds() -> float:
+    """How long a shard may go unheard before the reaper treats its worker as gone (several heartbeats)."""
+    return max(_seconds("SPECTRA_LEASE_SECONDS", 120.0), 3 * heartbeat_seconds())
+
+
+def shard_attempts() -> int:
+    """Deliveries of one shard before it is given up: re-sent after an expired lease, or redelivered by the
+    broker after it took its worker down."""
+    return max(_int("SPECTRA_SHARD_ATTEMPTS", 3), 1)
+
+
+def reaper_seconds() -> float:
+    return max(_seconds("SPECTRA_REAPER_SECONDS", 30.0), 0.2)
 
 
 def evaluation_queue(*, zoo: bool) -> str:
@@ -98,10 +128,18 @@ def celery_config() -> dict[str, Any]:
             TASK_EVALUATE_SHARD: {"queue": EVAL_QUEUE},
             TASK_SHARD_PROGRESS: {"queue": PLATFORM_QUEUE},
             TASK_SHARD_DONE: {"queue": PLATFORM_QUEUE},
+            TASK_WORKER_ALIVE: {"queue": PLATFORM_QUEUE},
+            TASK_REAP_RUNS: {"queue": PLATFORM_QUEUE},
         },
+        # The platform's reaper (submissions.tasks.reap_runs), run by the beat inside the platform worker.
+        "beat_schedule": {"reap-runs": {"task": TASK_REAP_RUNS, "schedule": reaper_seconds()}},
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
     }
+    # Redelivery: a worker that dies mid-task leaves its message unacknowledged. Redis gives it to another worker
+    # after the visibility timeout, and a rejected one (the pool child died) at once; the filesystem transport
+    # deletes a message when it is read, so it never redelivers. Either way the platform's reaper re-sends a
+    # shard whose lease expired (a new attempt), so redelivery is a shortcut, never the only way back.
     if url.startswith(("redis://", "rediss://")):
         # A message not acknowledged within the visibility timeout is given to another worker: it must outlast
         # the longest shard (acks are late), or a long shard runs twice.

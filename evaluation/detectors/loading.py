@@ -30,6 +30,10 @@ from evaluation.metrics import LOGIT_LIMIT
 # Out-of-memory is about our batch size and hardware, not the submitter's model: let the worker see it.
 _RESOURCE_ERRORS: tuple[type[BaseException], ...] = (MemoryError, torch.cuda.OutOfMemoryError)
 _MAX_DETAIL = 300
+# What isolates a detector loaded into the evaluating process itself (the local CLI): nothing.
+IN_PROCESS: dict[str, object] = {"sandbox": "none", "network": "the evaluating process's",
+                                 "filesystem": "the evaluating process's", "user": "the evaluating process's",
+                                 "limits": {}, "full": False}
 
 
 class Detector(ABC):
@@ -43,6 +47,7 @@ class Detector(ABC):
     device: torch.device
     format: str
     capabilities: frozenset[str] = frozenset({"outputs"})
+    isolation: dict[str, object] = IN_PROCESS
 
     @abstractmethod
     def raw_output(self, batch: torch.Tensor) -> numpy.ndarray:
@@ -293,11 +298,7 @@ def logits_from_output(raw: numpy.ndarray, n: int) -> numpy.ndarray:
         # softmax(real, generated)[1] == sigmoid(generated - real): the difference is the logit.
         logits = raw[:, 1].astype(numpy.float64) - raw[:, 0].astype(numpy.float64)
     else:
-        raise DetectorOutputError(
-            f"The detector returned an output of shape {tuple(raw.shape)} for a batch of {n} images. "
-            f"Accepted shapes: ({n},) or ({n}, 1) logits of 'generated', or ({n}, 2) logits "
-            "[real, generated]."
-        )
+        raise output_shape_error(raw.shape, n)
     finite = numpy.isfinite(raw) if raw.ndim == 1 else numpy.isfinite(raw).all(axis=1)
     bad = int(numpy.count_nonzero(~finite))
     if bad:
@@ -310,6 +311,13 @@ def logits_from_output(raw: numpy.ndarray, n: int) -> numpy.ndarray:
             f"The detector returned logits beyond float32's range (about ±3.4e38) for {huge} of {n} images."
         )
     return logits
+
+
+def output_shape_error(shape: tuple[int, ...], n: int) -> DetectorOutputError:
+    return DetectorOutputError(
+        f"The detector returned an output of shape {tuple(shape)} for a batch of {n} images. "
+        f"Accepted shapes: ({n},) or ({n}, 1) logits of 'generated', or ({n}, 2) logits [real, generated]."
+    )
 
 
 def describe_error(exc: BaseException) -> str:

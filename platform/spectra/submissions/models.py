@@ -88,6 +88,13 @@ class EvaluationRun(models.Model):
     heartbeat = models.DateTimeField(null=True, blank=True)
     timings = models.JSONField(default=dict, blank=True)
     worker = models.CharField(max_length=200, blank=True, help_text="The evaluation worker that ran it.")
+    attempt = models.PositiveIntegerField(default=1, help_text="Sent again by the reaper as a new attempt; "
+                                          "messages of an older attempt are ignored.")
+    deliveries = models.PositiveIntegerField(default=0, help_text="How many times a worker started it.")
+    lease_expires = models.DateTimeField(null=True, blank=True, db_index=True,
+                                         help_text="Renewed by every heartbeat; the reaper acts once it passes.")
+    isolation = models.JSONField(default=dict, blank=True, help_text="What isolated the detector (the sandbox).")
+    error = models.TextField(blank=True, help_text="Why this shard failed, in plain words.")
 
     class Meta:
         ordering = ["submission", "protocol", "shard"]
@@ -141,3 +148,18 @@ class ImageScores(models.Model):
     kind = models.CharField(max_length=20, choices=[(k.value, k.value) for k in ScoreKind], default=ScoreKind.LOGIT,
                             help_text="logit: the detector's logits; probability: the float32 probabilities "
                                       "stored before evaluator 0.3 (they tie at 1.0 for logits above ~17)")
+
+
+class EvaluationWorker(models.Model):
+    """An evaluation worker as it last announced itself (every few seconds, busy or idle)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    last_seen = models.DateTimeField(db_index=True)
+    evaluator_version = models.CharField(max_length=40)
+    sandbox = models.CharField(max_length=300, help_text='"bubblewrap", or why the worker has none.')
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

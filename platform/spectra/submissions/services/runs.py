@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import logging
 import zlib
+from datetime import timedelta
 
 import numpy as np
 from celery import current_app, group
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from evaluation.messages import MessageError, ShardDone, ShardProgress, ShardRequest
+from evaluation.messages import STARTED_STAGE, MessageError, ShardDone, ShardProgress, ShardRequest
 from evaluation.metrics import ScoreKind
-from evalworker.broker import TASK_EVALUATE_SHARD, evaluation_queue
+from evalworker.broker import TASK_EVALUATE_SHARD, evaluation_queue, lease_seconds, shard_attempts
 from spectra.core.storage import storage_url
 from spectra.submissions.models import EvaluationRun, ImageScores, Submission, SubmissionStatus
 from spectra.submissions.services.results import aggregate
@@ -27,7 +29,7 @@ def shard_request_build(*, run: EvaluationRun) -> ShardRequest:
         input_size=artifact.input_size, dataset_root_url=dataset.root,
         manifest_url=dataset.manifest_url, manifest_sha256=dataset.manifest_sha256, protocol=run.protocol,
         protocol_version=run.protocol_version, config={}, split=run.split, first_row=run.first_row,
-        last_row=run.last_row,
+        last_row=run.last_row, attempt=run.attempt,
     )
 
 
@@ -36,23 +38,49 @@ def evaluation_runs_send(*, runs: list[EvaluationRun]) -> None:
     empty): any number of evaluation workers share them. The aggregate step is the platform worker's
     (shard_done_record), so no result backend is needed."""
     queue = evaluation_queue(zoo=bool(runs and runs[0].submission.zoo_entry))
+    # The lease starts when a shard is sent: the reaper notices a message the broker lost (see services.leases).
+    EvaluationRun.objects.filter(pk__in=[run.pk for run in runs], lease_expires__isnull=True).update(
+        lease_expires=timezone.now() + timedelta(seconds=lease_seconds()))
     signatures = [current_app.signature(TASK_EVALUATE_SHARD, args=[shard_request_build(run=run).to_dict()], queue=queue)
                   for run in runs]
     group(signatures).apply_async()
 
 
 def shard_progress_record(*, progress: ShardProgress) -> None:
+    """A heartbeat: renew the run's lease. The first message of a delivery counts the delivery, and a shard
+    delivered more often than SPECTRA_SHARD_ATTEMPTS (it takes its worker down each time) is given up."""
     now = timezone.now()
+    started = progress.stage == STARTED_STAGE
     # `total` is the platform's own count, set when the run was made; a worker's message never changes it.
-    updated = EvaluationRun.objects.filter(pk=progress.run_id).exclude(status__in=["done", "failed"]).update(
-        done=min(progress.done, progress.total), stage=progress.stage, heartbeat=now, status=SubmissionStatus.RUNNING
+    updated = EvaluationRun.objects.filter(pk=progress.run_id, attempt=progress.attempt).exclude(
+        status__in=[SubmissionStatus.DONE, SubmissionStatus.FAILED]).update(
+        done=min(progress.done, progress.total), stage=progress.stage, heartbeat=now, status=SubmissionStatus.RUNNING,
+        lease_expires=now + timedelta(seconds=lease_seconds()), deliveries=F("deliveries") + int(started),
     )
     if not updated:
-        log.info("dropped progress for run %s: no such run, or it has finished", progress.run_id)
+        log.info("dropped progress for run %s attempt %s: no such run or attempt, or it has finished",
+                 progress.run_id, progress.attempt)
         return
     Submission.objects.filter(runs__pk=progress.run_id, status=SubmissionStatus.QUEUED).update(
         status=SubmissionStatus.RUNNING, started=now
     )
+    if started and EvaluationRun.objects.filter(pk=progress.run_id, deliveries__gt=shard_attempts()).exists():
+        run_give_up(run_id=progress.run_id, reason=f"This shard was started {shard_attempts() + 1} times and its "
+                    "evaluation worker stopped each time (the worker's process died), so it was given up.")
+
+
+@transaction.atomic
+def run_give_up(*, run_id: int, reason: str, kind: str = "platform") -> None:
+    """Mark a run failed with ``reason``; its submission fails and its other unfinished shards are cancelled."""
+    run = EvaluationRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is None or run.status in (SubmissionStatus.DONE, SubmissionStatus.FAILED):
+        return
+    submission = Submission.objects.select_for_update().get(pk=run.submission_id)
+    run.status, run.error, run.lease_expires = SubmissionStatus.FAILED, reason, None
+    run.save(update_fields=["status", "error", "lease_expires"])
+    if not submission.error:
+        submission.error, submission.error_kind = reason, kind
+    _submission_finish(submission)
 
 
 def _check_outcome(run: EvaluationRun, outcome: ShardDone) -> None:
@@ -81,11 +109,20 @@ def _scores_store(run: EvaluationRun, outcome: ShardDone) -> None:
     )
 
 
+CANCELLED = "cancelled"  # the stage of a shard stopped because another shard of its submission failed
+
+
 def _submission_finish(submission: Submission) -> None:
+    """Done when every shard is; failed as soon as one shard fails, and its unfinished shards are cancelled
+    (a late message for them is ignored, and the reaper leaves them alone)."""
     runs = list(submission.runs.all())
     failed = [r for r in runs if r.status == SubmissionStatus.FAILED]
     if not failed and any(r.status != SubmissionStatus.DONE for r in runs):
         return
+    if failed:
+        submission.runs.exclude(status__in=[SubmissionStatus.DONE, SubmissionStatus.FAILED]).update(
+            status=SubmissionStatus.FAILED, stage=CANCELLED, lease_expires=None,
+            error="Cancelled: another shard of this submission failed.")
     submission.status = SubmissionStatus.FAILED if failed else SubmissionStatus.DONE
     submission.finished = timezone.now()
     submission.save(update_fields=["status", "finished", "error", "error_kind"])
@@ -125,6 +162,8 @@ def shard_done_record(*, outcome: ShardDone) -> None:
     if run is None:
         log.warning("dropped shard_done for run %s: the run no longer exists", outcome.run_id)
         return
+    if _stale(run, outcome):
+        return
     submission = Submission.objects.select_for_update().select_related("artifact").get(pk=run.submission_id)
     run.submission = submission
     with transaction.atomic():  # a savepoint: a failed check or aggregate leaves no partial rows
@@ -132,10 +171,25 @@ def shard_done_record(*, outcome: ShardDone) -> None:
         if recorded.status == "failed":
             transaction.set_rollback(True)
     run.heartbeat, run.timings, run.worker = timezone.now(), outcome.timings, outcome.worker[:200]
+    run.lease_expires, run.isolation = None, outcome.isolation
     if recorded.status == "failed":
-        run.status = SubmissionStatus.FAILED
+        run.status, run.error = SubmissionStatus.FAILED, recorded.error
         submission.error, submission.error_kind = recorded.error, recorded.error_kind
     else:
         run.status, run.done, run.stage = SubmissionStatus.DONE, run.total, "done"
-    run.save(update_fields=["status", "done", "stage", "heartbeat", "timings", "worker"])
+    run.save(update_fields=["status", "done", "stage", "heartbeat", "timings", "worker", "lease_expires",
+                            "isolation", "error"])
     _submission_finish(submission)
+
+
+def _stale(run: EvaluationRun, outcome: ShardDone) -> bool:
+    """Whether to ignore ``outcome``: its run was given up or cancelled, or it failed on a superseded attempt.
+    A superseded attempt's scores are as good as the current one's (the hashes are checked) and are kept if
+    they come first; a repeated result of a finished run overwrites the same rows, so nothing is duplicated."""
+    if run.status == SubmissionStatus.FAILED:
+        log.info("dropped shard_done for run %s: it has failed or was cancelled", run.pk)
+        return True
+    if outcome.attempt != run.attempt and (outcome.status == "failed" or run.status == SubmissionStatus.DONE):
+        log.info("dropped shard_done of run %s attempt %s: attempt %s is current", run.pk, outcome.attempt, run.attempt)
+        return True
+    return False

@@ -37,10 +37,13 @@ def platform_env() -> dict[str, str]:
 
 
 def worker_commands(celery: str, evaluation_workers: int = 1) -> list[tuple[str, list[str], dict[str, str]]]:
-    """The platform worker and ``evaluation_workers`` evaluation workers (named eval@, eval2@, … on one host)."""
+    """The platform worker (with the beat that runs the reaper) and ``evaluation_workers`` evaluation workers
+    (named eval@, eval2@, … on one host)."""
     common = ["worker", "--loglevel", "INFO", "--concurrency", "1", "--pool", "prefork"]
+    beat = ["--beat", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")]
     commands = [
-        ("platform worker", [celery, "-A", "spectra", *common, "--queues", "platform", "-n", "platform@%h"], platform_env()),
+        ("platform worker", [celery, "-A", "spectra", *common, *beat, "--queues", "platform", "-n", "platform@%h"],
+         platform_env()),
     ]
     for index in range(1, evaluation_workers + 1):
         suffix = "" if index == 1 else str(index)
@@ -80,10 +83,12 @@ class Command(BaseCommand):
     def handle(self, *args: Any, addr: str, no_zoo: bool, **options: Any) -> None:
         celery = str(Path(sys.executable).with_name("celery"))
         web = [sys.executable, str(settings.BASE_DIR / "manage.py"), "runserver", addr, "--noreload"]
-        children = [
-            (name, subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR)) for name, cmd, env in worker_commands(celery)
-        ]
-        children.append(("web server", subprocess.Popen(web, env=platform_env(), cwd=settings.BASE_DIR)))
+        # Each child leads a process group of its own, so stopping it reaches its pool processes and their
+        # scorer children too, whatever they are busy with.
+        children = [(name, subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR, start_new_session=True))
+                    for name, cmd, env in worker_commands(celery)]
+        children.append(("web server", subprocess.Popen(web, env=platform_env(), cwd=settings.BASE_DIR,
+                                                        start_new_session=True)))
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         zoo: subprocess.Popen[bytes] | None = None
         try:
@@ -91,7 +96,7 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.SUCCESS(f"Spectra is at http://{addr}/ (Ctrl-C stops it and its workers)"))
                 if not no_zoo:
                     zoo = subprocess.Popen(zoo_preparation_command(), env=platform_env(), cwd=settings.BASE_DIR,
-                                           preexec_fn=lambda: os.nice(ZOO_NICENESS))
+                                           preexec_fn=lambda: os.nice(ZOO_NICENESS), start_new_session=True)
             self._supervise(children, zoo)
         except KeyboardInterrupt:
             pass
@@ -110,12 +115,30 @@ class Command(BaseCommand):
         self.stderr.write(f"{', '.join(stopped)} stopped; stopping the rest.")
 
     def _stop(self, children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
-        for _, process in children:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for _, process in children:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_process_groups([process for _, process in children])
+
+
+STOP_GRACE_SECONDS = 10.0
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+
+
+def stop_process_groups(processes: list[subprocess.Popen[bytes]], grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM to each child's process group; whatever is left after ``grace`` seconds (a worker finishing a
+    shard, its scorer child) gets SIGKILL. A shard cut short this way is sent again by the reaper."""
+    for process in processes:
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for process in processes:
+        _signal_group(process, signal.SIGKILL)  # also the group's stragglers once its leader has exited
+        process.wait()

@@ -1,0 +1,107 @@
+"""The scorer child: loads one detector and turns float32 batches into raw outputs, nothing else.
+
+    python -m evaluation.sandbox.child --requests 3 --replies 4 [--wire models_zoo.registry]
+
+It is started by ``evaluation.sandbox.scorer`` inside the sandbox, with the model file as its only data. It
+reads frames (``evaluation.sandbox.frames``) from the requests pipe and answers on the replies pipe; it never
+gets a path other than the model's, a label or a manifest. Anything it says is checked by the trusted side.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+# Above this many output values per image the child names the shape instead of sending the values: the
+# contract allows at most two (N×2), and the trusted side should never be made to buffer more.
+MAX_VALUES_PER_IMAGE = 2
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    from evaluation.detectors.loading import describe_error
+    from evaluation.errors import EvaluationError
+
+    if isinstance(exc, EvaluationError):
+        return {"ok": False, "kind": exc.kind, "message": exc.message}
+    if isinstance(exc, MemoryError):  # the child's memory is the detector's alone
+        return {"ok": False, "kind": "user", "message": "The detector ran out of the memory its sandbox allows."}
+    return {"ok": False, "kind": "platform", "message": f"the scorer failed: {describe_error(exc)}"}
+
+
+def _load(header: dict[str, Any]) -> Any:
+    import torch
+
+    from evaluation.detectors.loading import load_detector
+
+    torch.set_num_threads(max(1, int(header.get("threads") or 1)))
+    return load_detector(header["path"], header["format"], input_size=int(header["input_size"]),
+                         device=torch.device(header["device"]), architecture=header.get("architecture", ""))
+
+
+def _outputs(detector: Any, header: dict[str, Any], payload: bytearray) -> tuple[dict[str, Any], bytes]:
+    import torch
+
+    from evaluation.detectors.loading import describe_error
+    from evaluation.errors import DetectorOutputError, EvaluationError
+
+    shape = [int(dim) for dim in header["shape"]]
+    batch = torch.frombuffer(payload, dtype=torch.float32).reshape(shape) if payload else torch.empty(shape)
+    try:
+        raw = np.asarray(detector.raw_output(batch))
+    except EvaluationError:
+        raise
+    except Exception as exc:  # what the model raises is the model's fault, as in the worker's own process
+        raise DetectorOutputError(f"The detector failed on a batch of {shape[0]} images of "
+                                  f"{shape[-1]}×{shape[-1]} pixels: {describe_error(exc)}") from exc
+    if raw.dtype.kind != "f":
+        return {"ok": True, "shape": list(raw.shape), "dtype": str(raw.dtype)}, b""
+    if raw.size > MAX_VALUES_PER_IMAGE * max(shape[0], 1):
+        return {"ok": True, "shape": list(raw.shape), "dtype": "float64", "withheld": True}, b""
+    values = np.ascontiguousarray(raw, dtype="<f8")
+    return {"ok": True, "shape": list(values.shape), "dtype": "float64"}, values.tobytes()
+
+
+def serve(requests: int, replies: int) -> None:
+    from evaluation.sandbox.frames import FrameError, read_frame, write_frame
+
+    detector = None
+    while True:
+        try:
+            header, payload = read_frame(requests)
+        except FrameError:
+            return  # the worker closed the pipe: nothing more to do
+        op = header.get("op")
+        if op == "exit":
+            return
+        try:
+            if op == "load":
+                detector = _load(header)
+                write_frame(replies, {"ok": True, "capabilities": sorted(detector.capabilities),
+                                      "device": str(detector.device)})
+            elif op == "outputs" and detector is not None:
+                write_frame(replies, *_outputs(detector, header, payload))
+            else:
+                write_frame(replies, {"ok": False, "kind": "platform", "message": f"unknown request {op!r}"})
+        except Exception as exc:  # every failure is an answer in plain words; the worker decides what it means
+            write_frame(replies, _error(exc))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m evaluation.sandbox.child")
+    parser.add_argument("--requests", type=int, required=True)
+    parser.add_argument("--replies", type=int, required=True)
+    parser.add_argument("--wire", action="append", default=[], help="modules that wire in architectures")
+    args = parser.parse_args()
+    for module in args.wire:
+        importlib.import_module(module)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    serve(args.requests, args.replies)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
