@@ -208,3 +208,75 @@ def reference_scores(images: torch.Tensor, *, seed: int = 0, output: Output = "l
     if output == "two":
         return torch.logit(torch.softmax(logits, dim=1)[:, 1]).numpy()
     return logits.reshape(-1).numpy()
+
+
+# Hostile detectors: each is a real TorchScript program doing what an attacker's upload would try.
+class _ReadsFile(nn.Module):
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stolen = torch.from_file(self.path, False, 64, dtype=torch.uint8)  # folds the bytes into its scores
+        return x.mean((1, 2, 3)) + stolen.float().sum()
+
+
+class _Segfaults(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # An unchecked view far beyond its storage: reading it faults.
+        return torch.ops.aten._reshape_alias(x.flatten(), [1 << 34], [1 << 12]).sum().expand(x.shape[0])
+
+
+class _Loops(nn.Module):
+    def __init__(self, from_batch: int) -> None:
+        super().__init__()
+        self.from_batch = from_batch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = x.sum()
+        while x.shape[0] >= self.from_batch and bool(total > -1.0):  # for ever, from that batch size on
+            total = total + 1.0
+        return x.mean((1, 2, 3))
+
+
+class _Allocates(nn.Module):
+    def __init__(self, gigabytes: float) -> None:
+        super().__init__()
+        self.count = int(gigabytes * 2**30 / 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        block = torch.ones([self.count])
+        return x.mean((1, 2, 3)) + block[-1]
+
+
+class _Outputs(nn.Module):
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        score = x.mean((1, 2, 3))
+        if self.kind == "inf":
+            return score / 0.0
+        if self.kind == "int":
+            return (score * 100).long()
+        if self.kind == "fewer":
+            return score[:-1]
+        if self.kind == "wide":
+            return x.flatten(1)
+        return score
+
+
+HostileKind = Literal["reads_file", "segfault", "loop", "loop_after_probe", "allocate", "inf", "int", "fewer", "wide"]
+
+
+def write_hostile_torchscript(path: Path | str, kind: HostileKind, *, target: str = "/etc/passwd",
+                              gigabytes: float = 60.0) -> Path:
+    module = {
+        "reads_file": lambda: _ReadsFile(target), "segfault": _Segfaults, "loop": lambda: _Loops(0),
+        "loop_after_probe": lambda: _Loops(3), "allocate": lambda: _Allocates(gigabytes),
+    }.get(kind, lambda: _Outputs(kind))()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(_script(module), str(path))
+    return Path(path)

@@ -275,11 +275,13 @@ def _preexec(rlimits: dict[int, int], cgroup: _Cgroup | None, *, drop_to: int | 
 
 
 def scorer_launch(model: Path, *, requests: int, replies: int, cuda: bool, limits: ScorerLimits,
-                  wire: Sequence[str] = ()) -> ScorerLaunch:
-    """How to start the scorer child for ``model``; ``requests``/``replies`` are its ends of the two pipes."""
+                  wire: Sequence[str] = (), command: Sequence[str] | None = None) -> ScorerLaunch:
+    """How to start the scorer child for ``model``; ``requests``/``replies`` are its ends of the two pipes.
+    ``command`` replaces the child's program under the very same sandbox (the tests run hostile code so)."""
     check_sandbox_requirement()
     code_roots = _code_roots(wire)
-    env, command = _child_env(code_roots), child_command(requests, replies, wire)
+    env = _child_env(code_roots)
+    command = list(command) if command is not None else child_command(requests, replies, wire)
     sandboxed = not bubblewrap_problem()
     # As root, run bubblewrap itself as nobody when nobody can read everything it binds; else the user
     # namespace still makes the child nobody inside (mapped to the worker's user outside).
