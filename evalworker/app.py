@@ -61,8 +61,8 @@ def _failed(request: ShardRequest, error: str, kind: str) -> ShardDone:
     )
 
 
-def _evaluate(request: ShardRequest) -> ShardDone:
-    deliveries = delivery_count(request)
+def _evaluate(request: ShardRequest, message_id: str) -> ShardDone:
+    deliveries = delivery_count(message_id)
     if deliveries > shard_attempts():
         return _failed(request, f"This shard stopped its evaluation worker {deliveries - 1} times (the worker's "
                        "process died each time), so it was given up.", "platform")
@@ -83,15 +83,18 @@ def evaluate_shard(self, message: dict) -> None:  # noqa: ANN001 - Celery's boun
     except MessageError as error:
         log.error("dropped a malformed evaluate_shard message: %s", error)
         return
+    message_id = self.request.id or f"run-{request.run_id}-attempt-{request.attempt}"
     try:
-        outcome = _evaluate(request)
+        outcome = _evaluate(request, message_id)
     except Exception as error:  # the platform must hear of every failure, then we re-raise for the log
         log.exception("evaluator crashed on run %s", request.run_id)
         _send(TASK_SHARD_DONE, _failed(request, f"internal evaluator error ({type(error).__name__})", "platform")
               .to_dict(), patient=True)
         raise
     finally:
-        delivery_finished(request)
+        delivery_finished(message_id)
+    log.info("run %s attempt %s: %s%s", request.run_id, request.attempt, outcome.status,
+             f" ({outcome.error_kind}: {outcome.error})" if outcome.error else "")
     _send(TASK_SHARD_DONE, dataclasses.replace(outcome, worker=self.request.hostname or "").to_dict(), patient=True)
 
 

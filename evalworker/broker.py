@@ -11,11 +11,16 @@ takes from the first non-empty list in the order given), the filesystem transpor
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from queue import Empty
+from time import monotonic
 from typing import Any
 
+from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
 from kombu.utils.scheduling import FairCycle
 
 EVAL_QUEUE = "eval"  # people's uploads
@@ -102,9 +107,24 @@ class _PeopleFirstChannel(filesystem.Channel):
     def _reset_cycle(self) -> None:
         self._cycle = _QueuesInOrder(self._get_and_deliver, self._active_queues, Empty)
 
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        """kombu's writer creates the message file, then fills it, while a reader may take any ``*.msg`` file at
+        any time and read it empty; under load that crashed the consumer. The message is written under a name
+        no reader looks at, then renamed into the queue, which is atomic."""
+        name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        final = Path(self.data_folder_out) / name
+        partial = final.with_name(f".{name}.part")
+        try:
+            partial.write_bytes(str_to_bytes(dumps(payload)))
+            os.replace(partial, final)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise ChannelError(f"Cannot add file {str(final)!r} to directory") from exc
+
 
 class PeopleFirstFilesystemTransport(filesystem.Transport):
-    """kombu's filesystem transport, reading a worker's queues people first (each queue stays FIFO)."""
+    """kombu's filesystem transport, reading a worker's queues people first (each queue stays FIFO), and
+    writing each message whole before a reader can see it."""
 
     Channel = _PeopleFirstChannel
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Short leases for the real workers of the suite (the test process, its workers and their reaper all read these):
+# a stopped worker's shard is noticed in seconds, while a busy shard's heartbeat (every 2 s) keeps its lease.
+# A probe budget of 20 s lets a hanging model fail quickly while a good one's first batch has time to spare.
+LEASES = {"SPECTRA_HEARTBEAT_SECONDS": "2", "SPECTRA_LEASE_SECONDS": "12", "SPECTRA_REAPER_SECONDS": "1",
+          "SPECTRA_SCORER_PROBE_SECONDS": "20"}
+# The platform worker's media folder: a shard it sends again names its artifact there, so the tests that make it
+# do so keep their uploads in it too (the others use a folder per test).
+WORKER_MEDIA_ROOT = ROOT / "var" / "test-worker-media"
+for _name, _value in LEASES.items():
+    os.environ.setdefault(_name, _value)
 
 
 def _builder_fingerprint() -> str:
@@ -112,11 +123,36 @@ def _purge_queues() -> None:
 
 
 class Workers:
-    """Both real worker processes; ``wait_for`` fails fast, with the log's tail, if one of them died."""
+    """The real worker processes; ``wait_for`` fails fast, with the log's tail, if one of them died. Each worker
+    leads a process group of its own, so a test can kill one with everything it started, and start it again."""
 
     def __init__(self, logs: Path) -> None:
         self.logs = logs
+        self.commands: dict[str, tuple[list[str], dict[str, str]]] = {}
         self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, command: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        if command is not None:
+            self.commands[name] = (command, env or {})
+        command, env = self.commands[name]
+        log = (self.logs / f"{name.replace(' ', '-')}.log").open("ab")
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        self.processes = [(n, p) for n, p in self.processes if n != name] + [(name, process)]
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        return dict(self.processes)[name]
+
+    def kill(self, *names: str) -> None:
+        """SIGKILL each worker's whole process group (its pool processes and their scorer children too), with
+        no warning: nothing of theirs gets to run, as when a machine is lost."""
+        for name in names:
+            os.killpg(self.process(name).pid, signal.SIGKILL)
+            self.process(name).wait()
+        self.processes = [(n, p) for n, p in self.processes if n not in names]
+
+    def evaluation_workers(self) -> list[str]:
+        return [name for name in self.commands if name.startswith("evaluation")]
 
     def assert_alive(self) -> None:
         for name, process in self.processes:
@@ -140,8 +176,14 @@ class Workers:
 
 @pytest.fixture(scope="session")
 def workers(django_db_setup, django_db_blocker) -> Iterator[Workers]:
-    """Real Celery workers as child processes: platform (test database) and two evaluation workers (no database)."""
-    from spectra.core.management.commands.runstack import evaluation_worker_env, platform_env, worker_commands
+    """Real Celery workers as child processes: platform (test database, with the reaper's beat) and two
+    evaluation workers (no database)."""
+    from spectra.core.management.commands.runstack import (
+        evaluation_worker_env,
+        platform_env,
+        stop_process_groups,
+        worker_commands,
+    )
 
     with django_db_blocker.unblock():
         database_url = _test_database_url()
@@ -152,16 +194,10 @@ def workers(django_db_setup, django_db_blocker) -> Iterator[Workers]:
     for name, command, env in worker_commands(celery, evaluation_workers=2):  # two share each submission
         if name == "platform worker":
             # No persistent connections, so the test database can be dropped as soon as the worker stops.
-            env = {**platform_env(), "DATABASE_URL": database_url, "DATABASE_CONN_MAX_AGE": "0"}
+            env = {**platform_env(), "DATABASE_URL": database_url, "DATABASE_CONN_MAX_AGE": "0",
+                   "SPECTRA_MEDIA_ROOT": str(WORKER_MEDIA_ROOT)}
         else:
             assert env == evaluation_worker_env() and "DATABASE_URL" not in env
-        log = (pair.logs / f"{name.replace(' ', '-')}.log").open("wb")
-        pair.processes.append((name, subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)))
+        pair.start(name, command, env)
     yield pair
-    for _, process in pair.processes:
-        process.terminate()
-    for _, process in pair.processes:
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_process_groups([process for _, process in pair.processes], grace=20)

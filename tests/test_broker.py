@@ -1,6 +1,9 @@
 """The Celery settings both workers share: late acks, prefetch 1, time limits, the queues and their order."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from evalworker.broker import (
@@ -128,3 +131,34 @@ def test_the_evaluation_workers_read_both_queues() -> None:
     for name, command, _ in worker_commands("celery", evaluation_workers=2):
         queues = command[command.index("--queues") + 1]
         assert queues == ("platform" if name == "platform worker" else f"{EVAL_QUEUE},{ZOO_EVAL_QUEUE}")
+
+
+def test_a_filesystem_message_is_never_visible_before_it_is_whole(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """kombu's own writer creates ``<name>.<queue>.msg`` empty and fills it afterwards, so a reader taking it in
+    between read an empty message and crashed the platform worker. Ours renames a finished file into the queue."""
+    from kombu import Connection
+    from kombu.transport import filesystem
+
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    monkeypatch.setenv("SPECTRA_VAR_DIR", str(tmp_path))
+    config = celery_config()
+    folder = Path(config["broker_transport_options"]["data_folder_in"])
+    seen_while_writing: list[list[int]] = []
+
+    def snapshot(*_: object) -> None:  # what a reader would find at this moment: the sizes of the queue's files
+        seen_while_writing.append([path.stat().st_size for path in folder.glob("*.platform.msg")])
+
+    monkeypatch.setattr(filesystem, "lock", snapshot)  # kombu calls it after creating the file, before writing
+    with Connection("filesystem://", transport_options=config["broker_transport_options"]) as connection:
+        connection.default_channel._put("platform", {"n": 1})  # kombu's own Channel: the control
+    assert seen_while_writing == [[0]]  # an empty message file in the queue, for any reader to take
+    for path in folder.glob("*.msg"):
+        path.unlink()
+
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (snapshot(), real_replace(src, dst)))
+    with Connection(config["broker_url"], transport=config["broker_transport"],
+                    transport_options=config["broker_transport_options"]) as connection:
+        connection.default_channel._put("platform", {"n": 2})
+        assert seen_while_writing[-1] == []  # nothing in the queue until the whole message is renamed in
+        assert connection.default_channel._get("platform") == {"n": 2}

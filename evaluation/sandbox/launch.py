@@ -182,12 +182,13 @@ def _system_binds() -> list[str]:
 
 def bubblewrap_argv(model: Path, code_roots: Sequence[Path], env: dict[str, str], command: Sequence[str]) -> list[str]:
     """The bwrap command line: no namespace shared with the worker, read-only binds only, the environment cleared."""
+    # The empty /tmp comes first: a checkout or Python environment that lives under /tmp is bound on top of it.
     argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid",
-            str(NOBODY), "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv", *_system_binds()]
+            str(NOBODY), "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv", "--tmpfs", "/tmp",
+            *_system_binds()]
     for root in [*_python_roots(), *code_roots]:
         argv += ["--ro-bind", str(root), str(root)]
-    argv += ["--ro-bind", str(model), SANDBOX_MODEL_PATH, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-             "--chdir", "/tmp"]
+    argv += ["--ro-bind", str(model), SANDBOX_MODEL_PATH, "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp"]
     for name, value in env.items():
         argv += ["--setenv", name, value]
     return [*argv, "--", *command]

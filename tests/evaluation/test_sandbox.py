@@ -22,8 +22,8 @@ from evaluation.detectors.formats import ArtifactFormat
 from evaluation.detectors.loading import load_detector, probe_detector
 from evaluation.errors import DetectorCrash, DetectorOutputError, DetectorTimeout
 from evaluation.sandbox.launch import (
-    ScorerLimits,
     SandboxUnavailable,
+    ScorerLimits,
     bubblewrap_problem,
     require_sandbox,
     scorer_launch,

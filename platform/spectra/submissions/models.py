@@ -163,3 +163,11 @@ class EvaluationWorker(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class BrokerIncarnation(models.Model):
+    """The broker's identity as the reaper last saw it (Redis's run id): a new one means a restart, which
+    loses the queued messages of a broker that does not persist them."""
+
+    identity = models.CharField(max_length=100)
+    seen = models.DateTimeField()

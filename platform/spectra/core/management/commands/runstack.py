@@ -36,14 +36,20 @@ def platform_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(settings.BASE_DIR / "platform"), str(settings.BASE_DIR)])}
 
 
+PLATFORM_PREFETCH = 32
+
+
 def worker_commands(celery: str, evaluation_workers: int = 1) -> list[tuple[str, list[str], dict[str, str]]]:
     """The platform worker (with the beat that runs the reaper) and ``evaluation_workers`` evaluation workers
     (named eval@, eval2@, … on one host)."""
     common = ["worker", "--loglevel", "INFO", "--concurrency", "1", "--pool", "prefork"]
     beat = ["--beat", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")]
+    # Its tasks take milliseconds: with one message in hand at a time, the filesystem broker's polling would cap
+    # it at a few messages a second, below what heartbeats from busy workers add up to.
+    prefetch = ["--prefetch-multiplier", str(PLATFORM_PREFETCH)]
     commands = [
-        ("platform worker", [celery, "-A", "spectra", *common, *beat, "--queues", "platform", "-n", "platform@%h"],
-         platform_env()),
+        ("platform worker", [celery, "-A", "spectra", *common, *prefetch, *beat, "--queues", "platform",
+                             "-n", "platform@%h"], platform_env()),
     ]
     for index in range(1, evaluation_workers + 1):
         suffix = "" if index == 1 else str(index)
