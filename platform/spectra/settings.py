@@ -6,24 +6,74 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+from datetime import timedelta
 from pathlib import Path
+
+from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 
 from evaluation.protocols import list_protocols
 from evalworker.broker import celery_config
-from spectra.core.env import database_from_url, env_bool, env_int, env_list, env_path, env_str
+from spectra.core.env import (
+    database_from_url,
+    env_bool,
+    env_choice,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    production_problems,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = env_path("SPECTRA_VAR_DIR", BASE_DIR / "var")
 
+# local (the default): the embedded set-up on 127.0.0.1, needing no variable at all. production: secrets and hosts
+# come from the environment only, and the settings refuse to load without them (docker-compose.yml sets it).
+SPECTRA_ENV = env_choice("SPECTRA_ENV", "local", ("local", "production"))
+PRODUCTION = SPECTRA_ENV == "production"
+# Only fit for the embedded set-up: it is in the source, so production refuses it.
+LOCAL_SECRET_KEY = "spectra-insecure-local-key-change-me-in-production"
+PRODUCTION_REQUIRED = ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "SPECTRA_HIDDEN_ID_KEY")
+if PRODUCTION and (_problems := production_problems(required=PRODUCTION_REQUIRED, local_secret_key=LOCAL_SECRET_KEY)):
+    raise ImproperlyConfigured("Spectra refuses to start with SPECTRA_ENV=production: " + "; ".join(_problems) + ".")
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# The default key is only fit for the embedded set-up on 127.0.0.1; docker-compose requires a real one.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "spectra-insecure-local-key-change-me-in-production")
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", LOCAL_SECRET_KEY)
 # The secret behind a hidden split's archive ids and order (evaluation.datasets.archives): whoever holds it can map
 # the ids back to labelled manifest lines, so it stays with the web process; changing it means rebuilding the archives.
 SPECTRA_HIDDEN_ID_KEY = env_str("SPECTRA_HIDDEN_ID_KEY", "").encode() or hashlib.sha256(
     b"spectra hidden ids\0" + SECRET_KEY.encode()).digest()
-ALLOWED_HOSTS = [h.strip() for h in env_str("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h.strip()]
-CSRF_TRUSTED_ORIGINS = [o for o in env_str("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# HTTPS only in production, behind a TLS-terminating proxy that sets X-Forwarded-Proto (and is the only way in).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+SECURE_SSL_REDIRECT = PRODUCTION
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_HSTS_SECONDS = env_int("SPECTRA_HSTS_SECONDS", 365 * 24 * 3600) if PRODUCTION else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = PRODUCTION
+# In every mode: no MIME sniffing, no framing, and the referrer only to this site.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "spectra.core.views.csrf_failure"
+# No inline script anywhere (page data travels in json_script blocks, which are not executed). Styles may be inline:
+# plotly.js and Swagger UI insert their own <style> elements at run time.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -36,6 +86,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
+    "axes",
     "spectra.core",
     "spectra.accounts",
     "spectra.benchmarks",
@@ -54,6 +106,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a lockout into the 429 page
 ]
 
 ROOT_URLCONF = "spectra.urls"
@@ -77,9 +131,22 @@ DATABASES = {"default": database_from_url(env_str("DATABASE_URL", f"sqlite:///{V
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in ("UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",
+                 "NumericPasswordValidator")
 ]
+# django-axes refuses a log-in (the page, the admin's) after AXES_FAILURE_LIMIT wrong passwords for one username from
+# one address, for the cool-off time. It watches django.contrib.auth.authenticate only: API tokens never go through it.
+SPECTRA_PASSWORD_BACKEND = "django.contrib.auth.backends.ModelBackend"  # the one that checks passwords and logs in
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", SPECTRA_PASSWORD_BACKEND]
+AXES_FAILURE_LIMIT = max(env_int("SPECTRA_LOGIN_FAILURE_LIMIT", 5), 1)
+AXES_COOLOFF_TIME = timedelta(minutes=max(env_int("SPECTRA_LOGIN_COOLOFF_MINUTES", 15), 1))
+# Username and address together: someone guessing one account from one address cannot lock its owner out elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_CLIENT_IP_CALLABLE = "spectra.accounts.client_ip.client_ip"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"

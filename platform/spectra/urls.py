@@ -23,6 +23,7 @@ urlpatterns = [
     path("submit/", submission_views.submit, name="submit"),
     path("submissions/", submission_views.my_submissions, name="my-submissions"),
     path("submissions/<int:pk>/", submission_views.submission_detail, name="submission-detail"),
+    path("submissions/<int:pk>/artifact/", submission_views.submission_artifact, name="submission-artifact"),
     path("accounts/", include("spectra.accounts.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("spectra.api.urls")),

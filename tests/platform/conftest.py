@@ -38,3 +38,11 @@ def test_line_numbers(mini_root: Path) -> list[int]:
     """0-based manifest line numbers of the mini benchmark's test rows."""
     with (mini_root / "manifest.jsonl").open(encoding="utf-8") as handle:
         return [i for i, line in enumerate(handle) if json.loads(line)["split"] == "test"]
+
+
+@pytest.fixture(scope="session")
+def onnx_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A small real ONNX detector (input 32 px) for tests that upload one; some modules keep their own seed."""
+    from tests import detector_files
+
+    return detector_files.write_onnx(tmp_path_factory.mktemp("onnx") / "d.onnx", seed=3, input_size=32).read_bytes()

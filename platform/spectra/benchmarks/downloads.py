@@ -15,7 +15,7 @@ from evaluation.datasets.archives import ARCHIVE_DIR, SUMS_NAME, archive_is_curr
 from evaluation.datasets.manifest import read_manifest
 from spectra.benchmarks.models import Dataset
 from spectra.benchmarks.selectors import dataset_get
-from spectra.core.downloads import ranged_file_response
+from spectra.core.downloads import as_attachment, ranged_file_response
 from spectra.core.errors import NotFoundError
 
 
@@ -45,7 +45,8 @@ def checksums(request: HttpRequest, manifest_sha256: str) -> HttpResponse:
     path = Path(dataset.root) / ARCHIVE_DIR / SUMS_NAME
     if not dataset.archives or not path.is_file():
         raise Http404("No archives have been built for this dataset version yet.")
-    return HttpResponse(path.read_text(encoding="ascii"), content_type="text/plain; charset=us-ascii")
+    response = HttpResponse(path.read_text(encoding="ascii"), content_type="text/plain; charset=us-ascii")
+    return as_attachment(response, SUMS_NAME)
 
 
 def _public_lines(dataset: Dataset) -> Iterator[bytes]:
@@ -59,5 +60,4 @@ def manifest(request: HttpRequest, manifest_sha256: str) -> HttpResponse:
     dataset = _dataset(manifest_sha256)
     response = StreamingHttpResponse(_public_lines(dataset), content_type="application/jsonl")
     suffix = "-public" if dataset.hidden_splits else ""
-    response["Content-Disposition"] = f'attachment; filename="manifest-{manifest_sha256[:12]}{suffix}.jsonl"'
-    return response
+    return as_attachment(response, f"manifest-{manifest_sha256[:12]}{suffix}.jsonl")

@@ -30,6 +30,27 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off.")
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = os.environ.get(name, default).strip().lower() or default
+    if raw not in choices:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not one of {', '.join(choices)}.")
+    return raw
+
+
+def production_problems(*, required: tuple[str, ...], local_secret_key: str) -> list[str]:
+    """Why the production settings must refuse to load, in plain words (nothing when all is well): a required
+    variable unset or blank, the secret key left at the embedded set-up's public default, or debug mode on."""
+    problems = []
+    missing = [name for name in required if not os.environ.get(name, "").strip()]
+    if missing:
+        problems.append(f"these environment variables must be set: {', '.join(missing)}")
+    if os.environ.get("DJANGO_SECRET_KEY") == local_secret_key:
+        problems.append("DJANGO_SECRET_KEY is the local default key, which is public; set a long random one")
+    if env_bool("DJANGO_DEBUG", False):
+        problems.append("DJANGO_DEBUG is on; debug pages show settings and tracebacks to anyone")
+    return problems
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     """A comma-separated list; blanks are dropped, an unset or empty variable gives ``default``."""
     items = [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]

@@ -18,5 +18,12 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return _error(request, 404, "Not found", detail or "There is nothing at this address.")
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a form sent without this site's token (an old tab, blocked cookies, or another site)."""
+    return _error(request, 403, "Form expired or sent from elsewhere (CSRF check failed)",
+                  "The form was sent without this site's security token. Reload the page and send it again; "
+                  "cookies must be allowed for this site.")
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     return _error(request, 500, "Something went wrong on our side", "The error was logged. Nothing you sent was lost.")

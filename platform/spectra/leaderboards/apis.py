@@ -62,7 +62,7 @@ class LeaderboardApi(APIView):
     @extend_schema(responses=LeaderboardOutput)
     def get(self, request: Request, slug: str) -> Response:
         benchmark = benchmark_get(slug=slug)
-        rows = leaderboard_rows(benchmark=benchmark)
+        rows = leaderboard_rows(benchmark=benchmark, user=request.user)
         data = {
             "benchmark": benchmark.slug, "is_synthetic": benchmark.is_synthetic, "protocol": RANKED_PROTOCOL,
             "generators": leaderboard_generators(rows), "variants": leaderboard_variants(rows),

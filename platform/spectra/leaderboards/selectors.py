@@ -13,6 +13,7 @@ from spectra.benchmarks.models import Benchmark
 from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.leaderboards.models import BaselineResult
 from spectra.submissions.models import Result, Submission, SubmissionStatus
+from spectra.submissions.selectors import visible_to
 
 RANKED_VARIANT = VARIANT_ORDER[0]  # "original": the version a submission is ranked on (submission.dataset)
 
@@ -140,15 +141,16 @@ def _flag_near_baselines(rows: list[LeaderboardRow]) -> None:
         row.barely_beats_baseline = low <= best_high
 
 
-def leaderboard_rows(*, benchmark: Benchmark, protocol: str = RANKED_PROTOCOL) -> list[LeaderboardRow]:
-    """Finished submissions on ``benchmark`` ranked by mean accuracy (ties share a rank), with the shortcut
-    baselines in place (unranked) and entries that barely beat them flagged."""
-    finished = Result.objects.filter(
-        submission__benchmark=benchmark, submission__status=SubmissionStatus.DONE, protocol=protocol, condition="")
+def leaderboard_rows(*, benchmark: Benchmark, user, protocol: str = RANKED_PROTOCOL) -> list[LeaderboardRow]:
+    """Finished submissions on ``benchmark`` that ``user`` may see (private ones: their owner and staff only) ranked
+    by mean accuracy (ties share a rank), with the shortcut baselines in place (unranked) and entries that barely
+    beat them flagged."""
+    finished = Result.objects.filter(visible_to(user, path="submission__"), submission__benchmark=benchmark,
+                                     submission__status=SubmissionStatus.DONE, protocol=protocol, condition="")
     results = list(finished.filter(dataset=F("submission__dataset")).select_related("submission", "submission__owner"))
     rows = _rows_from_results(results)
     means = mean_accuracy_by_variant(submissions=Submission.objects.filter(
-        benchmark=benchmark, status=SubmissionStatus.DONE), protocol=protocol)
+        visible_to(user), benchmark=benchmark, status=SubmissionStatus.DONE), protocol=protocol)
     for row in rows:
         _set_variant_means(row, means.get(row.submission_id or 0, {}))
     rows.sort(key=lambda r: (-(r.mean.get(RANK_METRIC) or 0.0), r.submission_id))

@@ -14,7 +14,7 @@ def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
         benchmark = benchmark_get(slug=slug)
     except ApplicationError as error:
         raise Http404(error.message) from None
-    rows = leaderboard_rows(benchmark=benchmark)
+    rows = leaderboard_rows(benchmark=benchmark, user=request.user)
     variants = leaderboard_variants(rows)
     context = {"benchmark": benchmark, "rows": rows, "generators": leaderboard_generators(rows), "variants": variants,
                "show_gap": "unbiased" in variants and len(variants) > 1}

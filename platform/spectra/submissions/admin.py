@@ -20,8 +20,8 @@ class EvaluationRunInline(admin.TabularInline):
 
 @admin.register(Submission)
 class SubmissionAdmin(admin.ModelAdmin):
-    list_display = ["pk", "name", "owner", "benchmark", "status", "created", "finished"]
-    list_filter = ["status", "benchmark"]
+    list_display = ["pk", "name", "owner", "benchmark", "private", "status", "created", "finished"]
+    list_filter = ["status", "private", "benchmark"]
     search_fields = ["name", "owner__username", "artifact__sha256"]
     inlines = [EvaluationRunInline]
 

@@ -37,7 +37,7 @@ class SubmissionOutput(serializers.ModelSerializer):
     class Meta:
         model = Submission
         fields = [
-            "id", "name", "owner", "benchmark", "status", "error", "error_kind", "created", "started", "finished",
+            "id", "name", "owner", "benchmark", "private", "status", "error", "error_kind", "created", "started", "finished",
             "artifact_sha256", "artifact_format", "architecture", "input_size", "manifest_sha256", "progress",
         ]
 
@@ -73,6 +73,8 @@ class SubmissionCreateApi(APIView):
         name = serializers.CharField(max_length=120, required=False, default="")
         source = serializers.CharField(max_length=100, required=False, default="", allow_blank=True,
                                        help_text="The generator it was trained on; fixes the carried threshold.")
+        private = serializers.BooleanField(required=False, default=False,
+                                           help_text="Visible only to you and staff (others get 404).")
 
     @extend_schema(request={"multipart/form-data": InputSerializer}, responses={201: SubmissionOutput})
     def post(self, request: Request) -> Response:
@@ -86,19 +88,20 @@ class SubmissionCreateApi(APIView):
         submission = submission_create(
             owner=request.user, name=data["name"], benchmark=benchmark,
             upload=data["file"], declared_format=data["format"], input_size=data["input_size"], source=data["source"],
-            architecture=data["architecture"],
+            architecture=data["architecture"], private=data["private"],
         )
-        return Response(SubmissionOutput(selectors.submission_get(pk=submission.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(SubmissionOutput(selectors.submission_get(pk=submission.pk, user=request.user)).data,
+                        status=status.HTTP_201_CREATED)
 
 
 class SubmissionDetailApi(APIView):
     @extend_schema(responses=SubmissionOutput)
     def get(self, request: Request, pk: int) -> Response:
-        return Response(SubmissionOutput(selectors.submission_get(pk=pk)).data)
+        return Response(SubmissionOutput(selectors.submission_get(pk=pk, user=request.user)).data)
 
 
 class SubmissionResultsApi(APIView):
     @extend_schema(responses=ResultOutput(many=True))
     def get(self, request: Request, pk: int) -> Response:
-        submission = selectors.submission_get(pk=pk)
+        submission = selectors.submission_get(pk=pk, user=request.user)
         return Response(ResultOutput(selectors.result_list(submission=submission), many=True).data)

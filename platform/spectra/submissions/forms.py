@@ -36,3 +36,7 @@ class SubmissionForm(forms.Form):
                   "threshold carried to every generator; blank uses every validation image.",
     )
     file = forms.FileField(allow_empty_file=True, help_text="A .onnx file, a .safetensors state dict, or a .pt made with torch.jit.save. Pickled checkpoints are refused.")
+    private = forms.BooleanField(
+        required=False, label="Private",
+        help_text="Only you and the site's staff see it: its page, results and leaderboard rows are hidden from others.",
+    )

@@ -53,6 +53,8 @@ class Submission(models.Model):
     zoo_entry = models.CharField(max_length=100, blank=True, help_text="The models_zoo entry this baseline row is.")
     zoo_trained_on = models.CharField(max_length=40, blank=True,
                                       help_text="The dataset variant a zoo row was trained on (biased, unbiased…).")
+    private = models.BooleanField(default=False, help_text="Visible only to its owner and staff: its page, results, "
+                                  "leaderboard rows and artifact are not found (404) for anyone else.")
     source = models.CharField(max_length=100, blank=True, help_text="The generator the detector was trained on: "
                               "its validation split fixes the carried threshold (blank: every validation image).")
     status = models.CharField(max_length=20, choices=SubmissionStatus.choices, default=SubmissionStatus.QUEUED)

@@ -5,13 +5,13 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from evaluation.metrics import logits_of
 from evaluation.protocols import MEAN_SUBSET
 from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.core.errors import NotFoundError
-from spectra.submissions.models import ImageScores, Result, Submission
+from spectra.submissions.models import Artifact, ImageScores, Result, Submission
 
 
 @dataclass(frozen=True)
@@ -26,16 +26,45 @@ class Progress:
         return 100.0 * self.done / self.total if self.total else 0.0
 
 
-def submission_get(*, pk: int) -> Submission:
+def sees_private(user) -> bool:
+    """Staff (and superusers) see every submission, private ones included."""
+    return bool(user is not None and user.is_authenticated and (user.is_staff or user.is_superuser))
+
+
+def visible_to(user, *, path: str = "") -> Q:
+    """The rows whose submission ``user`` may see (None: anonymous): public ones, their own, or all for staff.
+    ``path`` leads from the filtered model to its submission, e.g. "submission__" on Result."""
+    if sees_private(user):
+        return Q()
+    public = Q(**{f"{path}private": False})
+    return public | Q(**{f"{path}owner": user}) if user is not None and user.is_authenticated else public
+
+
+def submission_get(*, pk: int, user) -> Submission:
+    """The submission ``user`` may see; a private one of someone else is not found, so its existence does not leak."""
     try:
-        return Submission.objects.select_related("artifact", "benchmark", "dataset", "owner").get(pk=pk)
+        return (Submission.objects.select_related("artifact", "benchmark", "dataset", "owner")
+                .filter(visible_to(user)).get(pk=pk))
     except Submission.DoesNotExist:
         raise NotFoundError(f"There is no submission #{pk}.") from None
 
 
-def submission_list(*, owner=None) -> QuerySet[Submission]:
-    submissions = Submission.objects.select_related("benchmark", "artifact")
-    return submissions.filter(owner=owner) if owner is not None else submissions
+def artifact_downloadable(*, submission: Submission, user) -> bool:
+    """A person's uploaded weights are theirs to share: only the owner and staff may download them."""
+    return (user is not None and user.is_authenticated and submission.owner_id == user.pk) or sees_private(user)
+
+
+def submission_artifact_get(*, pk: int, user) -> Artifact:
+    """The uploaded file of a submission, for its owner and staff; anyone else is told there is no such submission."""
+    submission = submission_get(pk=pk, user=user)
+    if not artifact_downloadable(submission=submission, user=user):
+        raise NotFoundError(f"There is no submission #{pk}.")
+    return submission.artifact
+
+
+def submission_list(*, owner) -> QuerySet[Submission]:
+    """The owner's own submissions, private ones included."""
+    return Submission.objects.select_related("benchmark", "artifact").filter(owner=owner)
 
 
 def submission_progress(*, submission: Submission) -> Progress:

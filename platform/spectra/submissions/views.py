@@ -1,6 +1,8 @@
 """HTML views of submissions: the upload form and the submission page."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from evaluation.protocols import RANKED_PROTOCOL
+from spectra.core.downloads import ranged_file_response
 from spectra.core.errors import ApplicationError
 from spectra.submissions import selectors
 from spectra.submissions.charts import results_chart, robustness_sections
@@ -24,7 +27,7 @@ def submit(request: HttpRequest) -> HttpResponse:
             submission = submission_create(
                 owner=request.user, name=data["name"], benchmark=data["benchmark"], upload=data["file"],
                 declared_format=data["format"], input_size=data["input_size"], source=data["source"],
-                architecture=data["architecture"],
+                architecture=data["architecture"], private=data["private"],
             )
         except ApplicationError as error:
             form.add_error("file", error.message)
@@ -36,9 +39,9 @@ def submit(request: HttpRequest) -> HttpResponse:
 
 def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        submission = selectors.submission_get(pk=pk)
-    except ApplicationError:
-        raise Http404(f"There is no submission #{pk}.") from None
+        submission = selectors.submission_get(pk=pk, user=request.user)
+    except ApplicationError as error:
+        raise Http404(error.message) from None
     results = selectors.result_list(submission=submission)
     groups: dict[int, list] = {}
     for result in results:
@@ -54,6 +57,7 @@ def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "figures": {"chart": results_chart(ranked)} | {f"robustness-{s.protocol}": s.figure for s in robustness}
         if ranked else {},
         "resamples": settings.SPECTRA_BOOTSTRAP_RESAMPLES,
+        "artifact_downloadable": selectors.artifact_downloadable(submission=submission, user=request.user),
     }
     return render(request, "submissions/detail.html", context)
 
@@ -61,3 +65,13 @@ def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def my_submissions(request: HttpRequest) -> HttpResponse:
     return render(request, "submissions/list.html", {"submissions": selectors.submission_list(owner=request.user)})
+
+
+def submission_artifact(request: HttpRequest, pk: int) -> HttpResponse:
+    """The uploaded detector file, for its owner and staff: always an attachment of opaque bytes (never rendered)."""
+    try:
+        artifact = selectors.submission_artifact_get(pk=pk, user=request.user)
+    except ApplicationError as error:
+        raise Http404(error.message) from None
+    return ranged_file_response(request, Path(artifact.file.path), filename=f"submission-{pk}-{artifact.sha256[:12]}."
+                                f"{artifact.extension}", etag=artifact.sha256)

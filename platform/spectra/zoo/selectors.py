@@ -14,6 +14,7 @@ from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.core.errors import NotFoundError
 from spectra.leaderboards.selectors import mean_accuracy_by_variant
 from spectra.submissions.models import Artifact, Submission, SubmissionStatus
+from spectra.submissions.selectors import visible_to
 from spectra.zoo.models import ZooExperiment, ZooPreparation, ZooStage
 
 
@@ -32,9 +33,10 @@ def zoo_experiment_list(*, entry: str) -> QuerySet[ZooExperiment]:
     return ZooExperiment.objects.filter(entry=entry).select_related("dataset", "dataset__benchmark")
 
 
-def zoo_submission_list(*, entry: str) -> QuerySet[Submission]:
-    """The entry's baseline rows (submitted through the upload path) with their other exports, newest first."""
-    return (Submission.objects.filter(zoo_entry=entry).select_related("artifact", "benchmark", "dataset")
+def zoo_submission_list(*, entry: str, user) -> QuerySet[Submission]:
+    """The entry's baseline rows that ``user`` may see (submitted through the upload path) with their other exports,
+    newest first."""
+    return (Submission.objects.filter(visible_to(user), zoo_entry=entry).select_related("artifact", "benchmark", "dataset")
             .prefetch_related("zoo_exports__artifact", "zoo_preparations"))
 
 
@@ -44,10 +46,11 @@ def zoo_row_accuracy(*, rows: list[Submission]) -> dict[int, list[tuple[str, flo
     return {pk: [(variant, value) for variant, (value, _) in by_variant.items()] for pk, by_variant in means.items()}
 
 
-def zoo_artifact_get(*, entry: str, sha256: str) -> Artifact:
-    """A file of the entry's rows: the evaluated weights or one of their exports."""
-    artifact = (Artifact.objects.filter(sha256=sha256)
-                .filter(Q(submissions__zoo_entry=entry) | Q(zoo_exports__submission__zoo_entry=entry)).first())
+def zoo_artifact_get(*, entry: str, sha256: str, user) -> Artifact:
+    """A file of the entry's rows that ``user`` may see: the evaluated weights or one of their exports."""
+    weights = Q(submissions__zoo_entry=entry) & visible_to(user, path="submissions__")
+    exports = Q(zoo_exports__submission__zoo_entry=entry) & visible_to(user, path="zoo_exports__submission__")
+    artifact = Artifact.objects.filter(sha256=sha256).filter(weights | exports).first()
     if artifact is None:
         raise NotFoundError(f"The zoo entry {entry!r} has no weights with sha256 {sha256[:64]!r}.")
     return artifact
@@ -88,11 +91,12 @@ def mean_difference_interval(differences: list[float], intervals: list[list[floa
     return [centre - half, centre + half]
 
 
-def zoo_debiasing_effect(*, entry: str) -> list[DebiasingEffect]:
+def zoo_debiasing_effect(*, entry: str, user) -> list[DebiasingEffect]:
     """One line per (benchmark, test version) over the seeds whose rows trained on the biased and on the unbiased
-    version are both done and have a clean cross-generator mean there."""
+    version are both done, visible to ``user`` and have a clean cross-generator mean there."""
     pairs: dict[tuple[int, int], dict[str, Submission]] = defaultdict(dict)
-    records = (ZooPreparation.objects.filter(entry=entry, trained_on__in=("biased", "unbiased"),
+    records = (ZooPreparation.objects.filter(visible_to(user, path="submission__"), entry=entry,
+                                             trained_on__in=("biased", "unbiased"),
                                              submission__status=SubmissionStatus.DONE, dataset__is_current=True)
                .select_related("submission__benchmark").order_by("seed"))
     for record in records:

@@ -39,10 +39,10 @@ def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
     family = name.split("-")[0]
     experiments = [(e, few_shot_figure(e.data)) for e in zoo_experiment_list(entry=family) if e.name == "few-shot"]
     noise = [e for e in zoo_experiment_list(entry=family) if e.name == "label-noise"]
-    rows = list(zoo_submission_list(entry=name))
+    rows = list(zoo_submission_list(entry=name, user=request.user))
     accuracy = zoo_row_accuracy(rows=rows)
     return render(request, "zoo/detail.html", {
-        "card": card, "experiments": experiments, "noise": noise, "effects": zoo_debiasing_effect(entry=name),
+        "card": card, "experiments": experiments, "noise": noise, "effects": zoo_debiasing_effect(entry=name, user=request.user),
         "rows": [(row, accuracy.get(row.pk, [])) for row in rows],
         "figures": {f"experiment-{e.pk}": figure for e, figure in experiments},
     })
@@ -51,7 +51,7 @@ def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
 def zoo_weights(request: HttpRequest, name: str, sha256: str) -> HttpResponse:
     """A file of a zoo row (safetensors, TorchScript or ONNX), streamed (resumable), named by its sha256."""
     try:
-        artifact = zoo_artifact_get(entry=name, sha256=sha256)
+        artifact = zoo_artifact_get(entry=name, sha256=sha256, user=request.user)
     except ApplicationError as error:
         raise Http404(error.message) from None
     filename = f"{name}-{sha256[:12]}.{artifact.extension}"

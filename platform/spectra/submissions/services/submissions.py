@@ -63,7 +63,7 @@ def _check_source(source: str, dataset: Dataset) -> str:
 
 def submission_create(
     *, owner, name: str, benchmark: Benchmark, upload: UploadedFile, declared_format: str, input_size: int,
-    source: str = "", zoo_entry: str = "", zoo_trained_on: str = "", architecture: str = "",
+    source: str = "", zoo_entry: str = "", zoo_trained_on: str = "", architecture: str = "", private: bool = False,
 ) -> Submission:
     """Create a queued submission, ranked on the benchmark's original version and evaluated on every current
     version (original, biased, unbiased…) in shards; the shards are sent once the transaction commits."""
@@ -75,7 +75,7 @@ def submission_create(
         submission = Submission.objects.create(
             name=name.strip() or artifact.original_name or f"detector {artifact.sha256[:8]}",
             owner=owner, artifact=artifact, benchmark=benchmark, dataset=dataset, source=source, zoo_entry=zoo_entry,
-            zoo_trained_on=zoo_trained_on,
+            zoo_trained_on=zoo_trained_on, private=private,
         )
         runs = _runs_create(submission, dataset_versions_evaluated(benchmark=benchmark))
         transaction.on_commit(lambda: run_services.evaluation_runs_send(runs=runs))
