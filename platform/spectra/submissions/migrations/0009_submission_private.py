@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('submissions', '0007_imagescores_kind'),
+        ('submissions', '0008_run_leases'),
     ]
 
     operations = [
