@@ -26,7 +26,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.datasets.manifest import ManifestRow, file_sha256, read_manifest
+from evaluation.datasets.manifest import ManifestRow, file_inside, file_sha256, read_manifest
 from evaluation.errors import DatasetError
 
 ARCHIVE_DIR = "archives"
@@ -110,14 +110,15 @@ Member = tuple[str, Path, list[object]]  # name inside the tar, the image file, 
 
 def _hidden_members(root: Path, split: str, key: bytes, manifest_sha: str) -> Iterator[Member]:
     for ident, row in hidden_rows_in_id_order(root, split, key, manifest_sha):
-        yield f"{split}/{ident}{format_suffix(row.format)}", root / row.path, [ident, row.width, row.height, row.format]
+        yield (f"{split}/{ident}{format_suffix(row.format)}", file_inside(root, row.path),
+               [ident, row.width, row.height, row.format])
 
 
 def _public_members(root: Path, split: str) -> Iterator[Member]:
     for row in read_manifest(root / "manifest.jsonl"):
         if row.split == split:
             table_row = [getattr(row, f) if getattr(row, f) is not None else "" for f in PUBLIC_FIELDS]
-            yield f"{split}/{row.path}", root / row.path, table_row
+            yield f"{split}/{row.path}", file_inside(root, row.path), table_row
 
 
 def _write_split(root: Path, split: str, hidden_key: bytes | None, manifest_sha: str, target: Path) -> int:
@@ -159,7 +160,11 @@ def build_archives(root: Path, manifest_sha: str, *, hidden_splits: frozenset[st
         target = folder / f"{split}.tar"
         partial = target.with_suffix(".tar.partial")
         key = hidden_id_key if split in hidden_splits else None
-        images = _write_split(root, split, key, manifest_sha, partial)
+        try:
+            images = _write_split(root, split, key, manifest_sha, partial)
+        except BaseException:
+            partial.unlink(missing_ok=True)  # a refused or interrupted split leaves no half archive behind
+            raise
         partial.replace(target)
         archives.append(SplitArchive(split, target.name, file_sha256(target), target.stat().st_size, images,
                                      split in hidden_splits))

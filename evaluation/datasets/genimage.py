@@ -42,10 +42,12 @@ from evaluation.datasets.manifest import (
     LABEL_GENERATED,
     LABEL_REAL,
     ManifestRow,
+    file_inside,
     manifest_sha256,
     read_manifest,
     subset_counts,
 )
+from evaluation.datasets.pixels import check_pixel_count
 from evaluation.errors import DatasetError
 
 EXPECTED_LAYOUT = (
@@ -158,11 +160,12 @@ def _describe(task: tuple[str, ImageItem]) -> tuple[str, bool, bytes]:
 
 def _describe_file(root: str, item: ImageItem) -> tuple[bool, bytes]:
     try:
-        data = Path(root, item.path).read_bytes()
+        data = file_inside(Path(root), item.path).read_bytes()
         if not data:
             return False, _bad_line(item.path, "the file is empty")
         sha = hashlib.sha256(data).hexdigest()
         with Image.open(io.BytesIO(data)) as image:
+            check_pixel_count(image)  # from the header, before the pixels are decoded
             image.load()  # decode every pixel: a truncated file only fails here, not in Image.open
             quality, subsampling, chroma_quality = jpeg_traits(image)
             row = ManifestRow(

@@ -20,6 +20,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from evaluation.datasets.manifest import ManifestRow, centre_crop_box, read_manifest_stream
+from evaluation.datasets.pixels import check_pixel_count, to_rgb
 from evaluation.errors import DatasetError
 from evaluation.perturbations import perturb
 
@@ -73,11 +74,14 @@ def centre_crop(image: Image.Image, side: int) -> Image.Image:
 
 
 def open_rgb(handle: BinaryIO, where: str, crop: int | None = None) -> Image.Image:
-    """The image as RGB, centre-cropped when the dataset version asks for it."""
+    """The image as 8-bit RGB (``evaluation.datasets.pixels``), centre-cropped when the dataset version asks for it."""
     try:
         with Image.open(handle) as image:
-            rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
+            check_pixel_count(image)
+            rgb = to_rgb(image)
+    except DatasetError as error:
+        raise DatasetError(f"cannot decode {where}: {error.message}") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         raise DatasetError(f"cannot decode {where}: {error}") from None
     return centre_crop(rgb, crop) if crop else rgb
 

@@ -106,6 +106,20 @@ _FIELDS: frozenset[str] = frozenset(f.name for f in fields(ManifestRow))
 _OPTIONAL: frozenset[str] = frozenset({"chroma_subsampling", "chroma_quality"})  # schema v2, omitted when None
 
 
+def file_inside(root: Path, relative: str) -> Path:
+    """The file at ``relative`` under ``root``, refused (DatasetError) when it is a symbolic link to a file outside
+    ``root``: followed, it would put another file (``/etc/passwd``, a private photo) into a manifest or a public
+    download archive. Linked folders are followed: they are how an operator keeps a dataset's images on another
+    disk, and every file under them is still a file of the dataset's own folders."""
+    _check_path(relative)
+    path = Path(root, relative)
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+        if not target.is_relative_to(os.path.realpath(root)):
+            raise DatasetError(f"{relative} leads outside the dataset folder (a symbolic link to {target})")
+    return path
+
+
 def write_manifest(rows: Iterable[ManifestRow], path: Path) -> str:
     """Write ``rows`` as JSON lines to ``path`` and return the sha256 hex of the file's bytes.
 

@@ -69,6 +69,7 @@ from evaluation.datasets.manifest import (
     read_manifest,
     write_manifest,
 )
+from evaluation.datasets.pixels import to_rgb
 from evaluation.errors import DatasetError
 
 # v1: reals from the generator's own folder only, undersized generated images dropped, classes balanced only
@@ -348,7 +349,7 @@ def _compress_generated(src: Path, dst: Path, row: ManifestRow, qf: int) -> Mani
     try:
         with Image.open(io.BytesIO(data)) as image:
             # Pillow's defaults (4:2:0 subsampling, no optimisation) are what the paper's code uses.
-            image.convert("RGB").save(dst, "JPEG", quality=qf)
+            to_rgb(image).save(dst, "JPEG", quality=qf)
     except (OSError, ValueError) as exc:
         raise DatasetError(f"the image {str(src)!r} could not be read as an image ({exc})") from None
     with Image.open(dst) as written:

@@ -13,6 +13,7 @@ import zipfile
 from enum import StrEnum
 from typing import BinaryIO, NoReturn
 
+from evaluation.detectors.onnx_bytes import Truncated, check_graph, model_graph_span
 from evaluation.errors import ArtifactRejected
 
 
@@ -116,21 +117,63 @@ def _sniff(fileobj: BinaryIO) -> ArtifactFormat:
 def _sniff_zip(fileobj: BinaryIO) -> ArtifactFormat:
     try:
         # ZipFile reads only the end record and the central directory; no member is extracted.
-        names = zipfile.ZipFile(fileobj).namelist()
+        members = _zip_members(fileobj)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError):
         _reject_zip("a damaged or truncated zip archive")
-    entries = _relative_names(names)
+    entries = _relative_names([member.filename for member in members])
     if _is_export_archive(entries):
         raise ArtifactRejected(f"{_EXPORT_REASON} {HOW_TO_EXPORT}")
     if ".data/extern_modules" in entries or ".data/python_version" in entries:
         raise ArtifactRejected(f"{_PACKAGE_REASON} {HOW_TO_EXPORT}")
     has_code = any(name.startswith("code/") for name in entries)
     if has_code and "data.pkl" in entries and "constants.pkl" in entries:
+        _check_member_sizes(members, _file_size(fileobj))
         return ArtifactFormat.TORCHSCRIPT
     if "data.pkl" in entries:
         # torch.save's zip format: the same layout as TorchScript minus the code, i.e. a bare pickle.
         raise ArtifactRejected(f"{_PICKLE_REASON} {HOW_TO_EXPORT}")
     _reject_zip("a zip archive but not a TorchScript archive")
+
+
+# torch.jit.save deflates code and debug records (kilobytes to a few megabytes) and stores tensors as they are,
+# so anything inflating beyond this is not a TorchScript archive but a zip bomb.
+MAX_INFLATED_BYTES = 256 * 2**20
+_MAX_ZIP_MEMBERS = 100_000  # a TorchScript archive has one member per tensor plus its code: hundreds to thousands
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}  # what torch's reader reads
+
+
+def _zip_members(fileobj: BinaryIO) -> list[zipfile.ZipInfo]:
+    """The central directory's entries, after checking from the end record how many there are: each becomes a
+    Python object, so a directory of millions of entries would take gigabytes to list."""
+    end_record = zipfile._EndRecData(fileobj)  # type: ignore[attr-defined]  # the reader ZipFile itself uses
+    if end_record is None:
+        raise zipfile.BadZipFile("no end of central directory record")
+    if end_record[zipfile._ECD_ENTRIES_TOTAL] > _MAX_ZIP_MEMBERS:  # type: ignore[attr-defined]
+        raise ArtifactRejected(f"This zip archive lists {end_record[zipfile._ECD_ENTRIES_TOTAL]:,} files; a "  # type: ignore[attr-defined]
+                               f"TorchScript archive has at most a few thousand. {HOW_TO_EXPORT}")
+    return zipfile.ZipFile(fileobj).infolist()
+
+
+def _check_member_sizes(members: list[zipfile.ZipInfo], size: int) -> None:
+    """Refuse, from the sizes the central directory declares, what torch's reader would inflate without bound or
+    read past the end of the file; nothing is inflated here."""
+    inflated = 0
+    for member in members:
+        if member.compress_type not in _ZIP_METHODS:
+            _reject_zip(f"a zip archive whose member {member.filename!r} uses compression method "
+                        f"{member.compress_type}, which TorchScript archives never use")
+        if member.header_offset + member.compress_size > size or (
+                member.compress_type == zipfile.ZIP_STORED and member.file_size != member.compress_size):
+            _reject_zip("a damaged or truncated zip archive (its directory declares more data than the file holds)")
+        if member.compress_type == zipfile.ZIP_DEFLATED:
+            inflated += member.file_size
+    if inflated > MAX_INFLATED_BYTES:
+        raise ArtifactRejected(
+            f"This file is a zip archive whose compressed members would inflate to {inflated / 2**30:.1f} GiB "
+            f"(from {size / 2**20:.1f} MiB): a zip bomb, not a TorchScript archive (torch.jit.save stores tensors "
+            f"uncompressed and deflates at most {MAX_INFLATED_BYTES // 2**20} MiB of code). Nothing was unpacked. "
+            + HOW_TO_EXPORT
+        )
 
 
 def _relative_names(names: list[str]) -> set[str]:
@@ -298,80 +341,19 @@ def _file_size(fileobj: BinaryIO) -> int:
 
 # --- ONNX -------------------------------------------------------------------------------------------
 
-# ModelProto's top-level fields (onnx.proto, onnx 1.23) -> protobuf wire type (0 varint, 2 length-delimited).
-_MODEL_PROTO_FIELDS = {
-    1: 0,  # ir_version
-    2: 2,  # producer_name
-    3: 2,  # producer_version
-    4: 2,  # domain
-    5: 0,  # model_version
-    6: 2,  # doc_string
-    7: 2,  # graph
-    8: 2,  # opset_import
-    14: 2,  # metadata_props
-    20: 2,  # training_info
-    25: 2,  # functions
-    26: 2,  # configuration
-}
-_IR_VERSION, _GRAPH = 1, 7
-_MAX_IR_VERSION = 100  # today's is 11-13; a much larger number means these bytes are not ONNX
-_MAX_TOP_LEVEL_FIELDS = 100_000  # real models have a few dozen; bounds the work on a hostile file
-
-
-class _NotOnnx(Exception):
-    pass
-
-
-class _Truncated(_NotOnnx):
-    """The bytes ended inside a field."""
-
 
 def _is_onnx_model(fileobj: BinaryIO) -> bool:
-    """True when the file parses as a ModelProto at the top level, payloads skipped unread."""
+    """True when the file parses as a ModelProto at the top level (payloads skipped unread); a graph that holds
+    what no detector upload may (external data, tensors larger than the file, another signature) is refused."""
     size = _file_size(fileobj)
-    fileobj.seek(0)
-    seen: set[int] = set()
     try:
-        _walk_model_fields(fileobj, size, seen)
-    except _Truncated:
-        if _IR_VERSION in seen:  # it started as a valid ModelProto: most likely a cut-off upload
-            raise ArtifactRejected(
-                "This looks like an ONNX model, but the file is truncated: it ends in the middle of the "
-                "model. Upload the complete file again (check its size against the original)."
-            ) from None
+        span = model_graph_span(fileobj, size)
+    except Truncated:  # it started as a valid ModelProto: most likely a cut-off upload
+        raise ArtifactRejected(
+            "This looks like an ONNX model, but the file is truncated: it ends in the middle of the "
+            "model. Upload the complete file again (check its size against the original)."
+        ) from None
+    if span is None:
         return False
-    except _NotOnnx:
-        return False
-    return _IR_VERSION in seen and _GRAPH in seen
-
-
-def _walk_model_fields(fileobj: BinaryIO, size: int, seen: set[int]) -> None:
-    """Add each top-level field number to ``seen``; raise _NotOnnx unless the walk ends at EOF."""
-    for _ in range(_MAX_TOP_LEVEL_FIELDS):
-        if fileobj.tell() == size:
-            return  # the last field ended exactly at the end of the file
-        tag = _read_varint(fileobj)
-        field, wire_type = tag >> 3, tag & 7
-        if _MODEL_PROTO_FIELDS.get(field) != wire_type:
-            raise _NotOnnx
-        value = _read_varint(fileobj)
-        if field == _IR_VERSION and not 1 <= value <= _MAX_IR_VERSION:
-            raise _NotOnnx
-        if wire_type == 2:
-            if fileobj.tell() + value > size:
-                raise _Truncated  # the payload runs past the end of the file
-            fileobj.seek(value, 1)
-        seen.add(field)
-    raise _NotOnnx
-
-
-def _read_varint(fileobj: BinaryIO) -> int:
-    result = 0
-    for shift in range(0, 70, 7):  # a 64-bit varint takes at most 10 bytes
-        byte = fileobj.read(1)
-        if not byte:
-            raise _Truncated
-        result |= (byte[0] & 0x7F) << shift
-        if byte[0] < 0x80:
-            return result
-    raise _NotOnnx
+    check_graph(fileobj, span, size)
+    return True

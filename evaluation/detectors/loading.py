@@ -24,6 +24,13 @@ from onnx.external_data_helper import _get_all_tensors, uses_external_data
 
 from evaluation.detectors.architectures import build_architecture
 from evaluation.detectors.formats import ArtifactFormat, sniff_artifact
+from evaluation.detectors.onnx_bytes import (
+    EXTERNAL_DATA_ADVICE,
+    input_channels_message,
+    input_rank_message,
+    input_type_message,
+    inputs_message,
+)
 from evaluation.errors import ArtifactRejected, DetectorLoadError, DetectorOutputError, EvaluationError
 from evaluation.metrics import LOGIT_LIMIT
 
@@ -229,38 +236,25 @@ def _refuse_external_data(path: Path) -> None:
     # Weights stored beside the model would be read from paths the model names; uploads are one file.
     model = onnx.load(str(path), load_external_data=False)
     if any(uses_external_data(tensor) for tensor in _get_all_tensors(model)):
-        raise DetectorLoadError(
-            "The ONNX model keeps its weights in separate external-data files, but an upload is a single "
-            "file. Save it self-contained: onnx.save(model, 'detector.onnx', save_as_external_data=False)."
-        )
+        raise DetectorLoadError("The ONNX model keeps its weights in separate external-data files, but an upload "
+                                f"is a single file. {EXTERNAL_DATA_ADVICE}")
 
 
 def _check_onnx_signature(session: onnxruntime.InferenceSession, input_size: int) -> None:
     inputs = session.get_inputs()
     if len(inputs) != 1:
-        names = ", ".join(i.name for i in inputs)
-        raise DetectorLoadError(
-            f"The ONNX model has {len(inputs)} inputs ({names}); a detector takes exactly one, "
-            "the N×3×S×S image batch."
-        )
+        raise DetectorLoadError(inputs_message([i.name for i in inputs]))
     model_input = inputs[0]
     if model_input.type != "tensor(float)":
-        raise DetectorLoadError(
-            f"The ONNX model's input {model_input.name!r} has type {model_input.type}; Spectra feeds "
-            "float32 images (tensor(float)). Export the model in float32."
-        )
+        raise DetectorLoadError(input_type_message(model_input.name, model_input.type))
     _check_onnx_input_shape(model_input.name, list(model_input.shape), input_size)
 
 
 def _check_onnx_input_shape(name: str, shape: list[int | str | None], input_size: int) -> None:
     if len(shape) != 4:
-        raise DetectorLoadError(
-            f"The ONNX model's input {name!r} has {len(shape)} dimensions; it must be N×3×S×S."
-        )
+        raise DetectorLoadError(input_rank_message(name, len(shape)))
     if isinstance(shape[1], int) and shape[1] != 3:
-        raise DetectorLoadError(
-            f"The ONNX model's input {name!r} has {shape[1]} channels; Spectra feeds RGB images (3 channels)."
-        )
+        raise DetectorLoadError(input_channels_message(name, shape[1]))
     spatial = [dim for dim in shape[2:] if isinstance(dim, int)]
     if any(dim != input_size for dim in spatial):
         raise DetectorLoadError(

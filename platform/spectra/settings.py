@@ -178,6 +178,12 @@ SPECTRA_PROTOCOLS = env_list("SPECTRA_PROTOCOLS", list_protocols())  # every reg
 SPECTRA_CARRY_THRESHOLD = env_bool("SPECTRA_CARRY_THRESHOLD", True)
 SPECTRA_SHARD_IMAGES = max(env_int("SPECTRA_SHARD_IMAGES", 2000), 1)  # images per evaluation shard
 SPECTRA_BOOTSTRAP_RESAMPLES = max(env_int("SPECTRA_BOOTSTRAP_RESAMPLES", 1000), 1000)  # never fewer than 1000
+# The limit is enforced while an upload streams in (spectra.submissions.uploads), before Django's own handlers.
+FILE_UPLOAD_HANDLERS = [
+    "spectra.submissions.uploads.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from spectra.api import API_PREFIX
 from spectra.benchmarks import downloads
 from spectra.benchmarks import views as benchmark_views
 from spectra.leaderboards import views as leaderboard_views
@@ -26,7 +27,7 @@ urlpatterns = [
     path("submissions/<int:pk>/artifact/", submission_views.submission_artifact, name="submission-artifact"),
     path("accounts/", include("spectra.accounts.urls")),
     path("admin/", admin.site.urls),
-    path("api/", include("spectra.api.urls")),
+    path(API_PREFIX, include("spectra.api.urls")),
 ]
 handler400 = "spectra.core.views.bad_request"
 handler404 = "spectra.core.views.not_found"

@@ -9,13 +9,11 @@ import hashlib
 import html
 import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from django.conf import global_settings
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
-from django.http import HttpResponse
 from django.test import Client, RequestFactory
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
@@ -23,30 +21,9 @@ from rest_framework.authtoken.models import Token
 from evaluation.protocols import get_protocol
 from spectra.submissions.models import Artifact, EvaluationRun, Submission
 from tests import detector_files
+from tests.upload_channels import INPUT_SIZE, MiB, Uploader, make_uploader, pad_onnx, stored_files
 
-INPUT_SIZE = 64
-MiB = 1024 * 1024
 HOW_TO_EXPORT = ("torch.onnx.export", "torch.jit.save")
-
-
-def pad_onnx(data: bytes, total: int) -> bytes:
-    """A still-valid ONNX file of exactly ``total`` bytes: a ModelProto doc_string (field 6) appended."""
-
-    def varint(value: int) -> bytes:
-        out = bytearray()
-        while True:
-            byte, value = value & 0x7F, value >> 7
-            out.append(byte | (0x80 if value else 0))
-            if not value:
-                return bytes(out)
-
-    payload = total - len(data) - 1  # 1 byte of tag; the varint's own size is solved for below
-    for width in range(1, 6):
-        if len(varint(payload - width)) == width:
-            padded = data + b"\x32" + varint(payload - width) + b" " * (payload - width)
-            assert len(padded) == total
-            return padded
-    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="module")
@@ -89,60 +66,9 @@ def test_rows(mini_root: Path) -> int:
         return sum(json.loads(line)["split"] == "test" for line in handle)
 
 
-def stored_files(media_root: Path) -> list[str]:
-    return sorted(str(p.relative_to(media_root)) for p in media_root.rglob("*") if p.is_file())
-
-
-@dataclass
-class Uploader:
-    """Posts an upload through one channel and reads its answer the way that channel's user would."""
-
-    via: str  # "form" | "api"
-    client: Client
-
-    def post(self, data: bytes, *, filename: str = "detector.onnx", fmt: str = "onnx",
-             input_size: int | str = INPUT_SIZE, name: str = "my detector", architecture: str = "") -> HttpResponse:
-        fields = {"name": name, "benchmark": "mini", "format": fmt, "input_size": input_size,
-                  "architecture": architecture,
-                  "file": SimpleUploadedFile(filename, data, content_type="application/octet-stream")}
-        url = reverse("submit") if self.via == "form" else reverse("api:submission-create")
-        return self.client.post(url, fields)
-
-    def created_id(self, response: HttpResponse) -> int:
-        if self.via == "form":
-            assert response.status_code == 302, html.unescape(response.content.decode())[:3000]
-            return int(response.url.rstrip("/").split("/")[-1])
-        assert response.status_code == 201, response.content.decode()
-        return response.json()["id"]
-
-    def refusal(self, response: HttpResponse) -> str:
-        """The refusal's text as shown: the form's errors in the page, or the API's error body."""
-        assert response.status_code == 400, response.content.decode()[:3000]
-        if self.via == "form":
-            form = response.context["form"]
-            shown = " ".join(str(e) for errors in form.errors.values() for e in errors)
-            assert shown, "the form was refused without an error message"
-            page = html.unescape(response.content.decode())
-            for errors in form.errors.values():
-                for error in errors:
-                    assert error in page, f"{error!r} is not shown on the page"
-            return shown
-        body = response.json()
-        assert set(body) == {"message", "extra"}
-        assert isinstance(body["message"], str) and body["message"]
-        assert isinstance(body["extra"], dict)
-        return body["message"] + " " + json.dumps(body["extra"])
-
-
 @pytest.fixture(params=["form", "api"])
 def uploader(request: pytest.FixtureRequest, alice) -> Uploader:
-    if request.param == "form":
-        client = Client()
-        client.force_login(alice)
-    else:  # token only: no session, exactly what curl sends
-        token, _ = Token.objects.get_or_create(user=alice)
-        client = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
-    return Uploader(request.param, client)
+    return make_uploader(request.param, alice)
 
 
 # --- accepted uploads --------------------------------------------------------------------------------
@@ -373,7 +299,8 @@ def test_a_5_mib_form_upload_is_streamed_to_a_temporary_file_and_stored_intact(
     alice_client, files, settings, mini_dataset, send, media_root,
 ):
     assert settings.FILE_UPLOAD_MAX_MEMORY_SIZE == 2 * MiB
-    assert settings.FILE_UPLOAD_HANDLERS == global_settings.FILE_UPLOAD_HANDLERS
+    assert settings.FILE_UPLOAD_HANDLERS[0] == "spectra.submissions.uploads.UploadLimitHandler"
+    assert settings.FILE_UPLOAD_HANDLERS[1:] == global_settings.FILE_UPLOAD_HANDLERS
     assert settings.FILE_UPLOAD_HANDLERS[-1] == "django.core.files.uploadhandler.TemporaryFileUploadHandler"
     data = pad_onnx(files["onnx"], 5 * MiB)
     fields = {"name": "big", "benchmark": "mini", "format": "onnx", "input_size": INPUT_SIZE}

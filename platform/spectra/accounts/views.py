@@ -7,9 +7,9 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
 
 from spectra.accounts import services
+from spectra.core.views import methods_allowed, read_only
 
 
 def signup(request: HttpRequest) -> HttpResponse:
@@ -22,12 +22,13 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@read_only
 def token(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/token.html", {"token": services.token_get_or_create(user=request.user)})
 
 
 @login_required
-@require_POST
+@methods_allowed("POST")
 def token_rotate(request: HttpRequest) -> HttpResponse:
     services.token_rotate(user=request.user)
     return redirect("token")

@@ -27,5 +27,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response.data = {"message": "Some fields are invalid.", "extra": {"fields": response.data}}
     else:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data
-        response.data = {"message": str(detail), "extra": {}}
+        response.data = {"message": str(detail) + _what_it_takes(exc, context), "extra": {}}
     return response
+
+
+def _what_it_takes(exc: Exception, context: dict[str, Any]) -> str:
+    """For a body the endpoint cannot read, the media types it does read (DRF names only the one it refused)."""
+    view = context.get("view")
+    if not isinstance(exc, exceptions.UnsupportedMediaType) or view is None:
+        return ""
+    return f" This endpoint reads {' or '.join(parser.media_type for parser in view.get_parsers())}."

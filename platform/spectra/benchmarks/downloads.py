@@ -17,6 +17,7 @@ from spectra.benchmarks.models import Dataset
 from spectra.benchmarks.selectors import dataset_get
 from spectra.core.downloads import as_attachment, ranged_file_response
 from spectra.core.errors import NotFoundError
+from spectra.core.views import read_only
 
 
 def _dataset(manifest_sha256: str) -> Dataset:
@@ -26,6 +27,7 @@ def _dataset(manifest_sha256: str) -> Dataset:
         raise Http404(error.message) from None
 
 
+@read_only
 def archive(request: HttpRequest, manifest_sha256: str, split: str) -> HttpResponse:
     dataset = _dataset(manifest_sha256)
     entry = next((a for a in dataset.archives if a["split"] == split), None)
@@ -40,6 +42,7 @@ def archive(request: HttpRequest, manifest_sha256: str, split: str) -> HttpRespo
     return ranged_file_response(request, path, filename=name, etag=entry["sha256"], content_type="application/x-tar")
 
 
+@read_only
 def checksums(request: HttpRequest, manifest_sha256: str) -> HttpResponse:
     dataset = _dataset(manifest_sha256)
     path = Path(dataset.root) / ARCHIVE_DIR / SUMS_NAME
@@ -56,6 +59,7 @@ def _public_lines(dataset: Dataset) -> Iterator[bytes]:
             yield row.to_line()
 
 
+@read_only
 def manifest(request: HttpRequest, manifest_sha256: str) -> HttpResponse:
     dataset = _dataset(manifest_sha256)
     response = StreamingHttpResponse(_public_lines(dataset), content_type="application/jsonl")

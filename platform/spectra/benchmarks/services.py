@@ -9,6 +9,7 @@ from django.db import transaction
 from evaluation.datasets.archives import build_archives
 from evaluation.datasets.audit import audit_version
 from evaluation.datasets.manifest import manifest_sha256, read_manifest, subset_counts
+from evaluation.errors import DatasetError
 from spectra.benchmarks.models import Benchmark, Dataset, Subset
 from spectra.core.errors import ApplicationError
 
@@ -39,7 +40,10 @@ def dataset_register(
         description=description,
         hidden_splits=list(hidden_splits),
     )
-    counts = subset_counts(read_manifest(manifest))
+    try:
+        counts = subset_counts(read_manifest(manifest))
+    except DatasetError as error:
+        raise ApplicationError(f"{manifest} cannot be registered: {error.message.rstrip('.')}.") from None
     dataset_audit(dataset=dataset)
     Subset.objects.bulk_create(
         Subset(dataset=dataset, generator=generator or "", split=split, n_real=c.get(0, 0), n_generated=c.get(1, 0))
@@ -53,7 +57,10 @@ def dataset_audit(*, dataset: Dataset) -> dict:
     manifest = Path(dataset.root) / "manifest.jsonl"
     if not manifest.is_file():
         raise ApplicationError(f"{manifest} is missing; the dataset's folder has moved or was deleted.")
-    dataset.audit = audit_version(dataset.root, read_manifest(manifest))
+    try:
+        dataset.audit = audit_version(dataset.root, read_manifest(manifest))
+    except DatasetError as error:
+        raise ApplicationError(f"{manifest} cannot be audited: {error.message.rstrip('.')}.") from None
     dataset.save(update_fields=["audit"])
     return dataset.audit
 
@@ -61,8 +68,11 @@ def dataset_audit(*, dataset: Dataset) -> dict:
 def dataset_archives_build(*, dataset: Dataset) -> list[dict]:
     """Write the per-split download archives and their SHA-256 sums; hidden splits carry no labels (their ids and
     order come from the server's secret SPECTRA_HIDDEN_ID_KEY)."""
-    archives = build_archives(Path(dataset.root), dataset.manifest_sha256, hidden_splits=frozenset(dataset.hidden_splits),
-                              hidden_id_key=settings.SPECTRA_HIDDEN_ID_KEY)
+    try:
+        archives = build_archives(Path(dataset.root), dataset.manifest_sha256,
+                                  hidden_splits=frozenset(dataset.hidden_splits), hidden_id_key=settings.SPECTRA_HIDDEN_ID_KEY)
+    except DatasetError as error:
+        raise ApplicationError(f"The archives of {dataset} cannot be written: {error.message.rstrip('.')}.") from None
     dataset.archives = [a.__dict__ for a in archives]
     dataset.save(update_fields=["archives"])
     return dataset.archives

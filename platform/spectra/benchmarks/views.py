@@ -6,12 +6,15 @@ from django.shortcuts import render
 
 from spectra.benchmarks.selectors import benchmark_get, benchmark_list
 from spectra.core.errors import ApplicationError
+from spectra.core.views import read_only
 
 
+@read_only
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"benchmarks": benchmark_list()})
 
 
+@read_only
 def benchmark_detail(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         benchmark = benchmark_get(slug=slug)

@@ -6,9 +6,11 @@ from django.shortcuts import render
 
 from spectra.benchmarks.selectors import benchmark_get
 from spectra.core.errors import ApplicationError
+from spectra.core.views import read_only
 from spectra.leaderboards.selectors import leaderboard_generators, leaderboard_rows, leaderboard_variants
 
 
+@read_only
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         benchmark = benchmark_get(slug=slug)

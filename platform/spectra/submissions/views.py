@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from evaluation.protocols import RANKED_PROTOCOL
 from spectra.core.downloads import ranged_file_response
 from spectra.core.errors import ApplicationError
+from spectra.core.views import methods_allowed, read_only
 from spectra.submissions import selectors
 from spectra.submissions.charts import results_chart, robustness_sections
 from spectra.submissions.forms import SubmissionForm
@@ -19,8 +20,10 @@ from spectra.submissions.services.submissions import submission_create
 
 
 @login_required
+@methods_allowed("GET", "HEAD", "POST")
 def submit(request: HttpRequest) -> HttpResponse:
-    form = SubmissionForm(request.POST or None, request.FILES or None)
+    # Bound on every POST, even one whose body parsed to nothing, so it is answered with what is missing.
+    form = SubmissionForm(request.POST, request.FILES) if request.method == "POST" else SubmissionForm()
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -37,6 +40,7 @@ def submit(request: HttpRequest) -> HttpResponse:
     return render(request, "submissions/submit.html", {"form": form}, status=400 if form.errors else 200)
 
 
+@read_only
 def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         submission = selectors.submission_get(pk=pk, user=request.user)
@@ -63,6 +67,7 @@ def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@read_only
 def my_submissions(request: HttpRequest) -> HttpResponse:
     return render(request, "submissions/list.html", {"submissions": selectors.submission_list(owner=request.user)})
 

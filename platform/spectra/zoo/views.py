@@ -8,6 +8,7 @@ from django.shortcuts import render
 
 from spectra.core.downloads import ranged_file_response
 from spectra.core.errors import ApplicationError
+from spectra.core.views import read_only
 from spectra.zoo.selectors import (
     zoo_artifact_get,
     zoo_card_get,
@@ -19,6 +20,7 @@ from spectra.zoo.selectors import (
 )
 
 
+@read_only
 def zoo_list(request: HttpRequest) -> HttpResponse:
     return render(request, "zoo/list.html", {"cards": zoo_card_list()})
 
@@ -31,6 +33,7 @@ def few_shot_figure(data: dict) -> dict:
     return {"data": traces, "layout": layout}
 
 
+@read_only
 def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
     try:
         card = zoo_card_get(name=name)
@@ -48,6 +51,7 @@ def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
     })
 
 
+@read_only
 def zoo_weights(request: HttpRequest, name: str, sha256: str) -> HttpResponse:
     """A file of a zoo row (safetensors, TorchScript or ONNX), streamed (resumable), named by its sha256."""
     try:

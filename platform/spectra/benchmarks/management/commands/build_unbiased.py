@@ -44,8 +44,11 @@ class Command(BaseCommand):
                                      progress=lambda line: self.stdout.write(f"  {line}"))
         except DatasetError as error:
             raise CommandError(error.message) from None
-        dataset = dataset_register(benchmark=source.benchmark, root=target, variant="unbiased",
-                                   licence=source.licence, citation=source.citation)
+        try:
+            dataset = dataset_register(benchmark=source.benchmark, root=target, variant="unbiased",
+                                       licence=source.licence, citation=source.citation)
+        except ApplicationError as error:
+            raise CommandError(error.message) from None
         self.stdout.write(self.style.SUCCESS(f"Registered {dataset} ({summary.linked} natural files linked, "
                                              f"{summary.copied} copied)"))
         for reason, count in sorted(summary.dropped.items()):

@@ -10,6 +10,7 @@ from evaluation.datasets.faceshq import FACESHQ_CITATION, FACESHQ_DESCRIPTION, F
 from evaluation.errors import DatasetError
 from spectra.benchmarks.management.publish import dataset_publish
 from spectra.benchmarks.services import benchmark_upsert, dataset_register
+from spectra.core.errors import ApplicationError
 
 
 class Command(BaseCommand):
@@ -28,7 +29,11 @@ class Command(BaseCommand):
             raise CommandError(error.message) from None
         benchmark = benchmark_upsert(slug="faces-hq", name="Faces-HQ", description=FACESHQ_DESCRIPTION,
                                      is_synthetic=False)
-        dataset = dataset_register(benchmark=benchmark, root=root, licence=FACESHQ_LICENCE, citation=FACESHQ_CITATION)
+        try:
+            dataset = dataset_register(benchmark=benchmark, root=root, licence=FACESHQ_LICENCE,
+                                       citation=FACESHQ_CITATION)
+        except ApplicationError as error:
+            raise CommandError(error.message) from None
         for (source, split), counts in sorted(summary.counts.items(), key=lambda item: (item[0][1], item[0][0] or "")):
             self.stdout.write(f"  {split:<5} {source:<12} real {counts.get(0, 0):>6}  generated {counts.get(1, 0):>6}")
         dataset_publish(dataset, self.stdout.write, archives=False)
