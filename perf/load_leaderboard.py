@@ -224,8 +224,8 @@ async def wait_until_served(port: int, target: Target, seconds: float = 120.0) -
 def print_tally(title: str, tally: Tally, seconds: float) -> float:
     """A table of p50/p95/p99 in ms and errors per URL and overall, against the goal; returns the overall p95."""
     everything = [s for values in tally.seconds.values() for s in values]
-    print(f"\n{title}: {len(everything)} requests in {seconds:.1f} s ({len(everything) / seconds:.0f}/s), "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"\n{title}: {len(everything)} requests in {seconds:.1f} s ({len(everything) / seconds:.0f}/s); load "
+          f"average {os.getloadavg()[0]:.2f} after it, this run's server and client included")
     print(f"{'URL':<32} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6}  goal")
     overall = 0.0
     for name, values in [*tally.seconds.items(), ("overall", everything)]:
@@ -251,6 +251,7 @@ async def measure(port: int, targets: list[Target], args: argparse.Namespace) ->
 
 def main() -> None:
     args = parse_args()
+    print(f"Load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)")
     with tempfile.TemporaryDirectory(prefix="spectra-load-") as folder:
         env = {**os.environ, "DATABASE_URL": args.database_url, "DJANGO_DEBUG": "0", "SPECTRA_VAR_DIR": folder,
                "DJANGO_SETTINGS_MODULE": "spectra.settings", "SPECTRA_LOG_LEVEL": "WARNING",

@@ -81,7 +81,7 @@ def test_the_populations_hold_their_rows_and_the_pages_show_them(measured: dict[
     for results, sizes in measured.items():
         assert sizes.shown == sizes.stored, results
         assert sizes.stored["all results"] == results
-        assert list(sizes.queries) == URL_NAMES
+        assert list(sizes.queries) == URL_NAMES and all(sizes.queries.values())  # every page was counted
     small, large = measured[10].stored, measured[1000].stored
     assert all(small[slug] == 1 for slug in SLUGS)
     assert all(large[slug] >= 4 for slug in SLUGS) and large["results"] > 10 * small["results"]
