@@ -52,15 +52,22 @@ class Tally:
         self.first_error = self.first_error or error
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL,
                         help=f"a PostgreSQL database to drop and make again (default {DEFAULT_DATABASE_URL})")
-    parser.add_argument("--results", type=int, default=10_000, help="Result rows in the database (default 10000)")
-    parser.add_argument("--requests", type=int, default=3000, help="requests of the loaded pass (default 3000)")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent keep-alive connections (default 32)")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes (default 4)")
-    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker (default 2)")
+    parser.add_argument("--results", type=_positive, default=10_000, help="Result rows in the database (default 10000)")
+    parser.add_argument("--requests", type=_positive, default=3000, help="requests of the loaded pass (default 3000)")
+    parser.add_argument("--clients", type=_positive, default=32, help="concurrent keep-alive connections (default 32)")
+    parser.add_argument("--workers", type=_positive, default=4, help="gunicorn worker processes (default 4)")
+    parser.add_argument("--threads", type=_positive, default=2, help="threads per gunicorn worker (default 2)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards (to profile it)")
     return parser.parse_args()
 
@@ -126,9 +133,21 @@ def _targets(population) -> list[Target]:
 # --- the server ------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Server:
+    port: int
+    process: subprocess.Popen
+    log: Path
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {self.process.returncode}:\n"
+                             f"{self.log.read_text(errors='replace')[-3000:]}")
+
+
 @contextmanager
-def gunicorn(env: dict[str, str], args: argparse.Namespace, log: Path) -> Iterator[int]:
-    """gunicorn spectra.wsgi on a loopback socket bound here (no race for the port); yields the port."""
+def gunicorn(env: dict[str, str], args: argparse.Namespace, log: Path) -> Iterator[Server]:
+    """gunicorn spectra.wsgi on a loopback socket bound here (so no other process can take the port)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1024)
@@ -138,7 +157,7 @@ def gunicorn(env: dict[str, str], args: argparse.Namespace, log: Path) -> Iterat
         server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
                                   pass_fds=[listener.fileno()])
     try:
-        yield listener.getsockname()[1]
+        yield Server(listener.getsockname()[1], server, log)
     finally:
         server.terminate()
         try:
@@ -207,12 +226,13 @@ async def drive(port: int, targets: list[Target], requests: int, clients: int) -
     return tally, time.perf_counter() - started
 
 
-async def wait_until_served(port: int, target: Target, seconds: float = 120.0) -> None:
+async def wait_until_served(server: Server, target: Target, seconds: float = 120.0) -> None:
     deadline = time.monotonic() + seconds
     while True:
-        tally, _ = await drive(port, [target], 1, 1)
+        tally, _ = await drive(server.port, [target], 1, 1)
         if not tally.errors[target.name]:
             return
+        server.check_alive()
         if time.monotonic() > deadline:
             raise SystemExit(f"The server did not answer in {seconds:.0f} s: {tally.first_error}")
         await asyncio.sleep(0.2)
@@ -239,8 +259,9 @@ def print_tally(title: str, tally: Tally, seconds: float) -> float:
     return overall
 
 
-async def measure(port: int, targets: list[Target], args: argparse.Namespace) -> tuple[float, int]:
-    await wait_until_served(port, targets[-1])
+async def measure(server: Server, targets: list[Target], args: argparse.Namespace) -> tuple[float, int]:
+    await wait_until_served(server, targets[-1])
+    port = server.port
     await drive(port, targets, len(targets) * args.workers * args.threads, args.workers * args.threads)  # warm-up
     single, seconds = await drive(port, targets, 10 * len(targets), 1)
     print_tally("1 client (each page's service time)", single, seconds)
@@ -263,8 +284,8 @@ def main() -> None:
             targets, described = populated(args, Path(folder) / "datasets")
             print(f"Population: {described}. Server: gunicorn, {args.workers} workers x {args.threads} threads, "
                   f"on {os.cpu_count()} cores.")
-            with gunicorn(env, args, Path(folder) / "gunicorn.log") as port:
-                p95, errors = asyncio.run(measure(port, targets, args))
+            with gunicorn(env, args, Path(folder) / "gunicorn.log") as server:
+                p95, errors = asyncio.run(measure(server, targets, args))
         finally:
             if not args.keep:
                 database_recreate(args.database_url, drop_only=True)
