@@ -1,11 +1,13 @@
 """The SQL queries of each leaderboard, benchmark and submission-list page and read API endpoint do not grow with
 the number of rows: counted on the load test's population (perf/population.py) with 10 and with 1,000 Result
-rows, i.e. one finished submission per benchmark against dozens of submissions, more subsets and conditions."""
+rows, i.e. one finished submission per benchmark with one generator and the ranked protocol, against four per
+benchmark (and a running one) with 5 and 8 generators and all three protocols, on more users."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -29,8 +31,6 @@ URL_NAMES = ["leaderboard page mini-load", "leaderboard page genimage-load", "be
 
 def _count_queries(population: Population) -> dict[str, int]:
     """Queries per URL, each asked once before it is counted (so no first-request caches are counted)."""
-    from django.contrib.auth import get_user_model
-
     owner = Client()
     owner.force_login(get_user_model().objects.get(username=population.owner))
     counts = {}
