@@ -1,4 +1,6 @@
-"""Shared set-up of the perf scripts: a dataset version, a real TorchScript detector, the shard runner."""
+"""Shared set-up of the perf scripts: a dataset version, a real TorchScript detector, the shard runner.
+
+The shard runner (and torch with it) is imported when a request is built, so the load test stays torch-free."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +16,6 @@ sys.path.insert(0, str(ROOT))
 
 from evaluation.messages import ShardRequest  # noqa: E402
 from evaluation.protocols import RANKED_PROTOCOL  # noqa: E402
-from evaluation.runner import local_shard_request  # noqa: E402
 
 
 def parse_args(description: str) -> argparse.Namespace:
@@ -48,6 +49,8 @@ def resnet_detector(folder: Path) -> Path:
 
 def request(dataset: Path, artifact: Path, size: int, images: int, protocol: str = RANKED_PROTOCOL,
             config: dict | None = None) -> ShardRequest:
+    from evaluation.runner import local_shard_request
+
     return local_shard_request(artifact, dataset, input_size=size, protocol=protocol,
                                config={"batch_size": 32, **(config or {})}, limit=images)
 

@@ -43,6 +43,11 @@ class LeaderboardRow:
     bias_gap_interval: list[float] | None = None  # 95 %, the versions' intervals combined as independent errors
 
 
+# The columns _rows_from_results reads: the rest (the owner's password hash, timestamps…) is not fetched or parsed.
+ROW_FIELDS = ("submission__name", "submission__zoo_entry", "submission__owner__username", "subset", "metrics",
+              "intervals", "evaluator_version", "protocol_version", "manifest_sha256", "artifact_sha256")
+
+
 def _rows_from_results(results: list[Result]) -> list[LeaderboardRow]:
     rows: dict[int, LeaderboardRow] = {}
     for result in results:
@@ -102,8 +107,9 @@ def _baseline_rows(benchmark: Benchmark, protocol: str) -> list[LeaderboardRow]:
     """One row per shortcut: its numbers on the ranked version, and its mean accuracy on every current version."""
     rows: dict[str, LeaderboardRow] = {}
     by_variant: dict[str, dict[str, VariantMean]] = {}
+    # The versions are prefetched, not joined: a join decodes a version's audit JSON again on every row.
     results = BaselineResult.objects.filter(dataset__benchmark=benchmark, dataset__is_current=True,
-                                            protocol=protocol).select_related("dataset")
+                                            protocol=protocol).prefetch_related("dataset")
     titles = {s.name: s.title for s in SHORTCUTS}
     for result in results:
         row = rows.setdefault(result.baseline, LeaderboardRow(
@@ -147,7 +153,8 @@ def leaderboard_rows(*, benchmark: Benchmark, user, protocol: str = RANKED_PROTO
     beat them flagged."""
     finished = Result.objects.filter(visible_to(user, path="submission__"), submission__benchmark=benchmark,
                                      submission__status=SubmissionStatus.DONE, protocol=protocol, condition="")
-    results = list(finished.filter(dataset=F("submission__dataset")).select_related("submission", "submission__owner"))
+    results = list(finished.filter(dataset=F("submission__dataset")).select_related("submission", "submission__owner")
+                   .only(*ROW_FIELDS))
     rows = _rows_from_results(results)
     means = mean_accuracy_by_variant(submissions=Submission.objects.filter(
         visible_to(user), benchmark=benchmark, status=SubmissionStatus.DONE), protocol=protocol)

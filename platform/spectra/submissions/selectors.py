@@ -79,7 +79,8 @@ def submission_progress(*, submission: Submission) -> Progress:
 def result_list(*, submission: Submission, protocol: str | None = None) -> list[Result]:
     """Results per dataset version (the ranked one first), protocol and condition; the mean first, then
     subsets by name."""
-    results = submission.results.select_related("dataset")
+    # Prefetched, not joined: a join decodes the version's audit JSON again on every row.
+    results = submission.results.prefetch_related("dataset")
     if protocol:
         results = results.filter(protocol=protocol)
     order = {v: i for i, v in enumerate(VARIANT_ORDER)}
