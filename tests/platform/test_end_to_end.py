@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
-from tests.detector_files import reference_scores, write_onnx
+from evaluation.sandbox.launch import bubblewrap_problem
+from tests.detector_files import reference_scores, write_hostile_torchscript, write_onnx
 from tests.reference import expected_metrics, json_rows, load_images, split_rows
 
 pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
@@ -61,6 +62,11 @@ def test_onnx_upload_through_the_form_is_evaluated_and_ranked(alice_client, mini
     _assert_page_matches(alice_client.get(reverse("leaderboard", args=["mini"])).content.decode(), submission_id, expected)
     run = submission.runs.get()
     assert run.scores.count == len(split_rows(mini_root)) and run.done == run.total
+    isolation = alice_client.get(reverse("api:submission-detail", args=[submission_id])).json()["isolation"]
+    assert isolation["sandbox"] == ("process" if bubblewrap_problem() else "bubblewrap")
+    assert isolation["full"] is not bool(bubblewrap_problem()) and isolation["network"] == "none"
+    page = alice_client.get(reverse("submission-detail", args=[submission_id])).content.decode()
+    assert 'id="isolation"' in page and "image tensors only" in page
 
 
 def test_a_detector_that_fails_on_the_worker_reports_it_in_plain_words(alice_client, mini_dataset, workers, tmp_path):
@@ -167,3 +173,37 @@ def test_real_workers_evaluate_the_unbiased_variant_through_its_centre_crops(
     assert np.abs(stored - expected).max() < 1e-4
     uncropped = reference_scores(load_images(root, tested, INPUT_SIZE), seed=5)
     assert np.abs(stored - uncropped).max() > 1e-2  # without the crop the scores would differ: the crop was applied
+
+
+def _upload_torchscript(client, path: Path, name: str) -> int:
+    with path.open("rb") as handle:
+        response = client.post(reverse("submit"), {
+            "name": name, "benchmark": "mini", "format": "torchscript", "input_size": 32, "file": handle,
+        })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return int(response.url.rstrip("/").split("/")[-1])
+
+
+def test_a_detector_that_reads_the_manifest_fails_without_its_labels(alice_client, mini_dataset, mini_root, workers,
+                                                                     tmp_path):
+    model = write_hostile_torchscript(tmp_path / "thief.pt", "reads_file", target=str(mini_root / "manifest.jsonl"))
+    submission = workers.wait_for(_upload_torchscript(alice_client, model, "thief"))
+    assert submission.status == "failed" and submission.error_kind == "user"
+    assert "unable to open file" in submission.error and "No such file" in submission.error
+    assert not submission.results.exists()
+
+
+def test_a_detector_that_hangs_in_its_probe_fails_the_whole_submission_at_once(alice_client, mini_dataset, workers,
+                                                                               tmp_path, settings):
+    """Four shards, two workers, a probe budget of 20 s (tests/conftest.py): each worker waits out the budget
+    at most once; its other shards of the artifact fail at once, and the rest are cancelled."""
+    settings.SPECTRA_SHARD_IMAGES = 300
+    model = write_hostile_torchscript(tmp_path / "hang.pt", "loop")
+    submission = workers.wait_for(_upload_torchscript(alice_client, model, "hangs"))
+    assert submission.status == "failed" and submission.error_kind == "user"
+    assert "did not answer within 20 s while scoring its probe batch" in submission.error
+    runs = list(submission.runs.all())
+    assert len(runs) == 4 and all(run.status == "failed" for run in runs)
+    waited_out = [run for run in runs if run.error.startswith("The detector did not answer")]
+    assert len(waited_out) <= 2, [run.error for run in runs]  # at most once per evaluation worker
+    assert all(run.stage == "cancelled" or "earlier shard" in run.error for run in runs if run not in waited_out)

@@ -33,13 +33,20 @@ class SubmissionOutput(serializers.ModelSerializer):
     input_size = serializers.IntegerField(source="artifact.input_size")
     manifest_sha256 = serializers.CharField(source="dataset.manifest_sha256")
     progress = serializers.SerializerMethodField()
+    isolation = serializers.SerializerMethodField(help_text="What isolated the detector while it ran (the weakest "
+                                                  "any shard reported): sandbox, network, filesystem, user, limits.")
 
     class Meta:
         model = Submission
         fields = [
             "id", "name", "owner", "benchmark", "private", "status", "error", "error_kind", "created", "started", "finished",
             "artifact_sha256", "artifact_format", "architecture", "input_size", "manifest_sha256", "progress",
+            "isolation",
         ]
+
+    @extend_schema_field(serializers.JSONField(allow_null=True))
+    def get_isolation(self, submission: Submission) -> dict | None:
+        return selectors.submission_isolation(submission=submission)
 
     @extend_schema_field(ProgressOutput)
     def get_progress(self, submission: Submission) -> dict[str, object]:

@@ -76,6 +76,15 @@ def submission_progress(*, submission: Submission) -> Progress:
     )
 
 
+def submission_isolation(*, submission: Submission) -> dict | None:
+    """What isolated the detector while its shards ran: the weakest isolation any finished shard reported
+    (the scorer of each worker says, evaluation.sandbox.launch.Isolation), or None before any shard is done."""
+    reported = [run.isolation for run in submission.runs.all() if run.isolation]
+    if not reported:
+        return None
+    return min(reported, key=lambda isolation: (bool(isolation.get("full")), isolation.get("sandbox") == "bubblewrap"))
+
+
 def result_list(*, submission: Submission, protocol: str | None = None) -> list[Result]:
     """Results per dataset version (the ranked one first), protocol and condition; the mean first, then
     subsets by name."""

@@ -55,6 +55,7 @@ def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "submission": submission,
         "progress": selectors.submission_progress(submission=submission),
+        "isolation": selectors.submission_isolation(submission=submission),
         "results": ranked,
         "other_variants": [(rows[0].dataset, rows) for pk, rows in groups.items() if pk != submission.dataset_id],
         "robustness": robustness,
