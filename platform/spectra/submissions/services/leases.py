@@ -25,7 +25,7 @@ from django.utils import timezone
 from evaluation.messages import WorkerAlive
 from evalworker.broker import EVAL_QUEUES, lease_seconds, shard_attempts
 from spectra.submissions.models import BrokerIncarnation, EvaluationRun, EvaluationWorker, SubmissionStatus
-from spectra.submissions.services.runs import evaluation_runs_send, run_give_up
+from spectra.submissions.services import runs as run_services
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def _reap(pk: int, now: datetime, *, alive: bool, reaped: Reaped) -> None:
         _resend(run, now)
         reaped.resent.append(run.pk)
         return
-    run_give_up(run_id=run.pk, reason=reason)
+    run_services.run_give_up(run_id=run.pk, reason=reason)
     reaped.failed.append(run.pk)
 
 
@@ -129,4 +129,4 @@ def _resend(run: EvaluationRun, now: datetime) -> None:
     run.status, run.stage, run.done, run.heartbeat = SubmissionStatus.QUEUED, "", 0, None
     run.lease_expires = now + timedelta(seconds=lease_seconds())
     run.save(update_fields=["attempt", "status", "stage", "done", "heartbeat", "lease_expires"])
-    transaction.on_commit(lambda: evaluation_runs_send(runs=[run]))
+    transaction.on_commit(lambda: run_services.evaluation_runs_send(runs=[run]))
