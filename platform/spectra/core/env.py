@@ -82,7 +82,10 @@ def database_from_url(url: str) -> dict[str, object]:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": name,
-            "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
+            # IMMEDIATE: a transaction takes the write lock when it begins, waiting up to the timeout for it. A
+            # deferred one that reads first and then writes fails at once ("database is locked") whenever another
+            # process wrote in between, which the workers' heartbeats make common.
+            "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"},
             "TEST": {"NAME": str(Path(name).with_name("test-" + Path(name).name))},
         }
     if parsed.scheme in {"postgres", "postgresql"}:
