@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery import current_app
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import ChannelError
 
 from evaluation.messages import WorkerAlive
 from evalworker.broker import EVAL_QUEUES, lease_seconds, shard_attempts
@@ -47,13 +49,20 @@ def _broker_state() -> tuple[str, int] | None:
     try:
         with current_app.connection_for_read() as connection:
             channel = connection.default_channel
-            waiting = sum(channel.queue_declare(queue=queue, passive=True).message_count for queue in EVAL_QUEUES)
+            waiting = sum(_waiting_in(channel, queue) for queue in EVAL_QUEUES)
             client = getattr(channel, "client", None)  # the Redis transport's client
             identity = str(client.info("server")["run_id"]) if hasattr(client, "info") else connection.as_uri()
             return identity, waiting
     except Exception as error:  # the broker is away: decide nothing about queued shards this time
         log.warning("the reaper could not read the broker's state: %s", error)
         return None
+
+
+def _waiting_in(channel: Any, queue: str) -> int:
+    try:
+        return channel.queue_declare(queue=queue, passive=True).message_count
+    except ChannelError:  # not declared (yet, or no more: a restarted Redis forgot its bindings): nothing waits
+        return 0
 
 
 def _queued_after_a_restart(now: datetime) -> list[int]:
