@@ -304,7 +304,7 @@ def test_stopping_make_run_stops_every_child_even_a_busy_one(mini_root: Path, tm
         for name in ("SPECTRA_VAR_DIR",):
             monkeypatch.setenv(name, env[name])
         monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-        sender = Celery("sender", fixups=[])
+        sender = Celery("sender", fixups=[], set_as_current=False)  # the session's app stays current
         sender.conf.update(celery_config())
         sender.send_task(TASK_EVALUATE_SHARD, args=[request.to_dict()], queue=EVAL_QUEUE)
 
