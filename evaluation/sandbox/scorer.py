@@ -103,13 +103,10 @@ class ScorerProcess:
             raise DetectorTimeout(f"The detector did not answer within {budget:.0f} s while {doing}, so its "
                                   "process was stopped.") from None
         except FrameError:
-            code = self._exit_code()
+            ended = describe_exit(self._exit_code(), sandboxed=self.isolation.sandbox == "bubblewrap")
             self.kill()
-            log.warning("scorer child %s while %s; its last output: %s",
-                        describe_exit(code, sandboxed=self.isolation.sandbox == "bubblewrap"), doing,
-                        " | ".join(self.tail))
-            raise DetectorCrash(f"The detector's process {describe_exit(code, sandboxed=self.isolation.sandbox == 'bubblewrap')}"
-                                f" while {doing}.") from None
+            log.warning("scorer child %s while %s; its last output: %s", ended, doing, " | ".join(self.tail))
+            raise DetectorCrash(f"The detector's process {ended} while {doing}.") from None
 
     def _exit_code(self) -> int | None:
         try:
@@ -160,8 +157,7 @@ class SandboxedDetector(Detector):
             {"op": "load", "path": process.model_path, "format": fmt.value, "input_size": input_size,
              "device": str(device), "architecture": architecture, "threads": torch.get_num_threads()},
             budget=limits.load_seconds, doing="loading the model")
-        if not header.get("ok"):
-            process.close()
+        if not header.get("ok"):  # the caller (ScorerCache) closes the process
             raise _answer_error(header, loading=True)
         self.device = torch.device(str(header.get("device", "cpu")))
         self.capabilities = frozenset(str(c) for c in header.get("capabilities", ["outputs"]))
