@@ -172,4 +172,9 @@ def test_the_same_cnn_trained_on_unbiased_has_a_much_smaller_gap(
     mini_variant_roots: dict[str, Path], cnn_on_biased: dict, tmp_path: Path,
 ) -> None:
     result = _gap(_train_cnn(mini_variant_roots["unbiased"]), mini_variant_roots, tmp_path)
-    assert abs(result["gap"]) < cnn_on_biased["gap"] / 2 or result["gap_interval"][0] <= 0 <= result["gap_interval"][1]
+    # The gap is the drop from biased to unbiased; the shortcut makes it positive, so "much smaller" is signed.
+    # Measured: -0.026 [-0.050, -0.002] here and -0.029 [-0.054, -0.003] on another CPU's build (against 0.088
+    # and 0.051 for the biased-trained CNN): trained on unbiased, the CNN is a little better on its own variant's
+    # test images than on biased's. That is a shift between the variants, of the opposite sign to a shortcut's
+    # drop, and |gap| counted it as one.
+    assert result["gap"] < cnn_on_biased["gap"] / 2 or result["gap_interval"][0] <= 0 <= result["gap_interval"][1]
