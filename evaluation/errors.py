@@ -51,3 +51,7 @@ class DetectorTimeout(UserFault):
 
 class DetectorCrash(UserFault):
     """The detector's process ended abruptly (a signal, an abort) or broke the scorer's protocol."""
+
+
+class DetectorCapabilityError(UserFault):
+    """A protocol needs what this detector cannot give (features, gradients)."""

@@ -68,6 +68,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=_positive, default=32, help="concurrent keep-alive connections (default 32)")
     parser.add_argument("--workers", type=_positive, default=4, help="gunicorn worker processes (default 4)")
     parser.add_argument("--threads", type=_positive, default=2, help="threads per gunicorn worker (default 2)")
+    parser.add_argument("--progress-per-second", type=float, default=2.0,
+                        help="progress messages a second during the loaded pass (default 2): each retires the "
+                             "cached submission pages")
+    parser.add_argument("--results-per-minute", type=float, default=6.0,
+                        help="finished shards a minute during the loaded pass (default 6): each retires every "
+                             "cached page")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards (to profile it)")
     return parser.parse_args()
 
@@ -122,11 +128,14 @@ def _targets(population) -> list[Target]:
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.test import Client
+    from django.urls import reverse
     from population import population_urls
 
-    client = Client()  # a real session row in the database, as a log-in makes
+    client = Client(HTTP_HOST="127.0.0.1")  # a real session row in the database, as a log-in makes
     client.force_login(get_user_model().objects.get(username=population.owner))
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    client.get(reverse("my-submissions"))  # sets the CSRF cookie of the page's log-out form, as a browser keeps it
+    cookie = "; ".join(f"{name}={client.cookies[name].value}"
+                       for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME))
     return [Target(url.name, url.path, cookie if url.login else "") for url in population_urls(population)]
 
 
@@ -263,11 +272,48 @@ async def measure(server: Server, targets: list[Target], args: argparse.Namespac
     await wait_until_served(server, targets[-1])
     port = server.port
     await drive(port, targets, len(targets) * args.workers * args.threads, args.workers * args.threads)  # warm-up
+    cold, seconds = await _cold_pass(port, targets, rounds=10)
+    print_tally("1 client, every page made afresh (a write before each round retires the page cache)", cold, seconds)
     single, seconds = await drive(port, targets, 10 * len(targets), 1)
-    print_tally("1 client (each page's service time)", single, seconds)
+    print_tally("1 client, pages from the cache", single, seconds)
+    writer = asyncio.create_task(_writes(args.progress_per_second, args.results_per_minute))
     loaded, seconds = await drive(port, targets, args.requests, args.clients)
-    p95 = print_tally(f"{args.clients} clients", loaded, seconds)
+    writer.cancel()
+    p95 = print_tally(f"{args.clients} clients, while {args.progress_per_second:g} progress messages a second and "
+                      f"{args.results_per_minute:g} finished shards a minute retire cached pages", loaded, seconds)
     return p95, sum(loaded.errors.values())
+
+
+async def _cold_pass(port: int, targets: list[Target], rounds: int) -> tuple[Tally, float]:
+    """Each URL once per round, the page cache retired before every round: each page's own service time."""
+    from spectra.core import pagecache
+
+    total, seconds = Tally(), 0.0
+    total.seconds = {target.name: [] for target in targets}
+    for _ in range(rounds):
+        await asyncio.to_thread(pagecache.bump, *pagecache.EVERY_SCOPE)  # a database call: not on the event loop
+        tally, taken = await drive(port, targets, len(targets), 1)
+        seconds += taken
+        for name, values in tally.seconds.items():
+            total.seconds[name] += values
+            total.errors[name] = total.errors.get(name, 0) + tally.errors.get(name, 0)
+        total.first_error = total.first_error or tally.first_error
+    return total, seconds
+
+
+async def _writes(progress_per_second: float, results_per_minute: float) -> None:
+    """What running evaluations do to the page cache: each progress message retires the submission pages, and
+    each finished shard every cached page."""
+    from spectra.core import pagecache
+
+    async def every(seconds: float, scopes: tuple) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            await asyncio.to_thread(pagecache.bump, *scopes)  # a database call: not on the event loop
+
+    tasks = [every(1 / progress_per_second, (pagecache.Scope.PROGRESS,))] if progress_per_second > 0 else []
+    tasks += [every(60 / results_per_minute, pagecache.EVERY_SCOPE)] if results_per_minute > 0 else []
+    await asyncio.gather(*tasks)
 
 
 def main() -> None:

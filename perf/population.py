@@ -33,6 +33,7 @@ from evaluation.version import EVALUATOR_VERSION
 from spectra.benchmarks.models import Benchmark, Dataset
 from spectra.benchmarks.selectors import VARIANT_ORDER, dataset_versions_evaluated, split_size
 from spectra.benchmarks.services import benchmark_upsert, dataset_register
+from spectra.core import pagecache
 from spectra.leaderboards.models import BaselineResult
 from spectra.leaderboards.services import baselines_build
 from spectra.submissions.models import Artifact, EvaluationRun, Result, Submission, SubmissionStatus
@@ -285,6 +286,7 @@ def populate(*, results: int, plan: Plan, folder: Path, seed: int = 0) -> Popula
                                       batch_size=BATCH)
     rows = [row for p in planned for row in _result_rows(p.submission, p.board, p.delta)[:p.rows]]
     Result.objects.bulk_create(rows, batch_size=BATCH)
+    pagecache.bump(*pagecache.EVERY_SCOPE)  # bulk_create sends no signal: retire any page cached before
     seconds["submissions"] = time.perf_counter() - started
     finished = [p for p in planned if p.submission.status == SubmissionStatus.DONE] or planned
     return Population(

@@ -56,6 +56,14 @@ def _cached_build(name: str, build: Callable[[Path], None]) -> Path:
     return target
 
 
+@pytest.fixture(autouse=True)
+def _no_cached_pages() -> None:
+    """Every test starts with an empty page cache: the database rolls back between tests, the cache would not."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def mini_root() -> Path:
     """The real mini benchmark, built by the same code as the command, once per builder version (see above)."""

@@ -31,7 +31,13 @@ from evaluation.detectors.onnx_bytes import (
     input_type_message,
     inputs_message,
 )
-from evaluation.errors import ArtifactRejected, DetectorLoadError, DetectorOutputError, EvaluationError
+from evaluation.errors import (
+    ArtifactRejected,
+    DetectorCapabilityError,
+    DetectorLoadError,
+    DetectorOutputError,
+    EvaluationError,
+)
 from evaluation.metrics import LOGIT_LIMIT
 
 # Out-of-memory is about our batch size and hardware, not the submitter's model: let the worker see it.
@@ -74,6 +80,16 @@ class Detector(ABC):
             ) from exc
         return logits_from_output(raw, n)
 
+    def features(self, batch: torch.Tensor) -> numpy.ndarray:
+        """The model's ``features(x)`` for each image, flattened: float32, shape (N, D)."""
+        raise DetectorCapabilityError(f"This {self.format} detector has no features(x) method, which this "
+                                      "protocol needs: export a TorchScript module that defines one.")
+
+    def logit_gradients(self, batch: torch.Tensor) -> tuple[numpy.ndarray, numpy.ndarray]:
+        """Each image's logit (float64, (N,)) and its gradient with respect to that image (float32, N×3×S×S)."""
+        raise DetectorCapabilityError(f"A {self.format} detector gives no gradients, which this protocol needs: "
+                                      "upload it as TorchScript.")
+
 
 class TorchModuleDetector(Detector):
     """A torch module: a TorchScript archive, or a zoo architecture with uploaded safetensors weights."""
@@ -97,6 +113,34 @@ class TorchModuleDetector(Detector):
         if not output.is_floating_point():
             raise DetectorOutputError(f"The detector returned {output.dtype} values; logits must be floats.")
         return output.detach().to("cpu", torch.float64).numpy()
+
+    def features(self, batch: torch.Tensor) -> numpy.ndarray:
+        if "features" not in self.capabilities:
+            return super().features(batch)
+        n = _check_batch(batch, self.input_size)
+        with torch.inference_mode():
+            output = self.module.features(batch.to(self.device, torch.float32))
+        if not isinstance(output, torch.Tensor) or not output.is_floating_point() or output.ndim < 2 or len(output) != n:
+            raise DetectorOutputError(f"The detector's features(x) must return one float tensor with a row per image "
+                                      f"({n} here), not {_describe_value(output)}.")
+        values = output.detach().to("cpu", torch.float32).flatten(1).numpy()
+        if not numpy.isfinite(values).all():
+            raise DetectorOutputError("The detector's features(x) returned non-finite values (NaN or infinity).")
+        return values
+
+    def logit_gradients(self, batch: torch.Tensor) -> tuple[numpy.ndarray, numpy.ndarray]:
+        # The gradient of the sum of the batch's logits: in eval mode each image's logit depends on that image
+        # alone, so its slice is d logit_i / d x_i. Labels never enter: a protocol's loss is applied outside.
+        n = _check_batch(batch, self.input_size)
+        images = batch.detach().to(self.device, torch.float32).requires_grad_(True)
+        with torch.enable_grad():
+            output = self.module(images)
+            if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+                raise DetectorOutputError(f"The detector returned {_describe_value(output)}; it must return one "
+                                          "tensor of float logits.")
+            logits = logits_from_output(output.detach().to("cpu", torch.float64).numpy(), n)
+            (gradient,) = torch.autograd.grad(select_logit(output, n).sum(), images)
+        return logits, gradient.detach().to("cpu", torch.float32).numpy()
 
 
 class OnnxDetector(Detector):
@@ -286,13 +330,7 @@ def logits_from_output(raw: numpy.ndarray, n: int) -> numpy.ndarray:
     raw = numpy.asarray(raw)
     if raw.dtype.kind != "f":
         raise DetectorOutputError(f"The detector returned {raw.dtype} values; logits must be floats.")
-    if raw.shape in ((n,), (n, 1)):
-        logits = raw.reshape(n).astype(numpy.float64)
-    elif raw.shape == (n, 2):
-        # softmax(real, generated)[1] == sigmoid(generated - real): the difference is the logit.
-        logits = raw[:, 1].astype(numpy.float64) - raw[:, 0].astype(numpy.float64)
-    else:
-        raise output_shape_error(raw.shape, n)
+    logits = select_logit(raw.astype(numpy.float64), n)
     finite = numpy.isfinite(raw) if raw.ndim == 1 else numpy.isfinite(raw).all(axis=1)
     bad = int(numpy.count_nonzero(~finite))
     if bad:
@@ -305,6 +343,21 @@ def logits_from_output(raw: numpy.ndarray, n: int) -> numpy.ndarray:
             f"The detector returned logits beyond float32's range (about ±3.4e38) for {huge} of {n} images."
         )
     return logits
+
+
+def select_logit(raw: numpy.ndarray | torch.Tensor, n: int) -> numpy.ndarray | torch.Tensor:
+    """The logit of "generated" from an accepted output shape, for a numpy array or a torch tensor alike."""
+    if tuple(raw.shape) in ((n,), (n, 1)):
+        return raw.reshape(n)
+    if tuple(raw.shape) == (n, 2):
+        return raw[:, 1] - raw[:, 0]  # softmax(real, generated)[1] == sigmoid(generated - real)
+    raise output_shape_error(tuple(raw.shape), n)
+
+
+def _describe_value(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
 
 
 def output_shape_error(shape: tuple[int, ...], n: int) -> DetectorOutputError:

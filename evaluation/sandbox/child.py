@@ -1,4 +1,5 @@
-"""The scorer child: loads one detector and turns float32 batches into raw outputs, nothing else.
+"""The scorer child: loads one detector and turns float32 batches into raw outputs, and for the analysis
+protocols into features and input gradients of the logits; nothing else.
 
     python -m evaluation.sandbox.child --requests 3 --replies 4 [--wire models_zoo.registry]
 
@@ -42,27 +43,52 @@ def _load(header: dict[str, Any]) -> Any:
                          device=torch.device(header["device"]), architecture=header.get("architecture", ""))
 
 
-def _outputs(detector: Any, header: dict[str, Any], payload: bytearray) -> tuple[dict[str, Any], bytes]:
-    import torch
-
+def _model_call(call: Any, batch: Any, doing: str) -> Any:
+    """``call(batch)``; what the model raises is the model's fault, as in the worker's own process."""
     from evaluation.detectors.loading import describe_error
     from evaluation.errors import DetectorOutputError, EvaluationError
 
-    shape = [int(dim) for dim in header["shape"]]
-    batch = torch.frombuffer(payload, dtype=torch.float32).reshape(shape) if payload else torch.empty(shape)
     try:
-        raw = np.asarray(detector.raw_output(batch))
+        return call(batch)
     except EvaluationError:
         raise
-    except Exception as exc:  # what the model raises is the model's fault, as in the worker's own process
-        raise DetectorOutputError(f"The detector failed on a batch of {shape[0]} images of "
-                                  f"{shape[-1]}×{shape[-1]} pixels: {describe_error(exc)}") from exc
+    except Exception as exc:
+        raise DetectorOutputError(f"The detector failed {doing} a batch of {batch.shape[0]} images of "
+                                  f"{batch.shape[-1]}×{batch.shape[-1]} pixels: {describe_error(exc)}") from exc
+
+
+def _batch(header: dict[str, Any], payload: bytearray) -> Any:
+    import torch
+
+    shape = [int(dim) for dim in header["shape"]]
+    return torch.frombuffer(payload, dtype=torch.float32).reshape(shape) if payload else torch.empty(shape)
+
+
+def _outputs(detector: Any, header: dict[str, Any], payload: bytearray) -> tuple[dict[str, Any], bytes]:
+    batch = _batch(header, payload)
+    raw = np.asarray(_model_call(detector.raw_output, batch, "on"))
     if raw.dtype.kind != "f":
         return {"ok": True, "shape": list(raw.shape), "dtype": str(raw.dtype)}, b""
-    if raw.size > MAX_VALUES_PER_IMAGE * max(shape[0], 1):
+    if raw.size > MAX_VALUES_PER_IMAGE * max(batch.shape[0], 1):
         return {"ok": True, "shape": list(raw.shape), "dtype": "float64", "withheld": True}, b""
     values = np.ascontiguousarray(raw, dtype="<f8")
     return {"ok": True, "shape": list(values.shape), "dtype": "float64"}, values.tobytes()
+
+
+def _features(detector: Any, header: dict[str, Any], payload: bytearray) -> tuple[dict[str, Any], bytes]:
+    features = _model_call(detector.features, _batch(header, payload), "computing the features of")
+    values = np.ascontiguousarray(features, dtype="<f4")
+    return {"ok": True, "shape": list(values.shape), "dtype": "float32"}, values.tobytes()
+
+
+def _gradients(detector: Any, header: dict[str, Any], payload: bytearray) -> tuple[dict[str, Any], bytes]:
+    """The logits (float64) then the gradients (float32, the batch's shape), one after the other."""
+    logits, gradients = _model_call(detector.logit_gradients, _batch(header, payload), "computing the gradients of")
+    body = np.ascontiguousarray(logits, dtype="<f8").tobytes() + np.ascontiguousarray(gradients, dtype="<f4").tobytes()
+    return {"ok": True, "shape": list(gradients.shape)}, body
+
+
+_ANALYSIS_OPS = {"features": _features, "gradients": _gradients}
 
 
 def serve(requests: int, replies: int) -> None:
@@ -84,6 +110,8 @@ def serve(requests: int, replies: int) -> None:
                                       "device": str(detector.device)})
             elif op == "outputs" and detector is not None:
                 write_frame(replies, *_outputs(detector, header, payload))
+            elif op in _ANALYSIS_OPS and detector is not None:
+                write_frame(replies, *_ANALYSIS_OPS[op](detector, header, payload))
             else:
                 write_frame(replies, {"ok": False, "kind": "platform", "message": f"unknown request {op!r}"})
         except Exception as exc:  # every failure is an answer in plain words; the worker decides what it means

@@ -40,6 +40,8 @@ from evaluation.sandbox.launch import Isolation, ScorerLimits, scorer_launch
 
 log = logging.getLogger(__name__)
 _TAIL_LINES = 40
+ANALYSIS_COST = 4  # a features or gradients batch may take this many times a scoring batch's time per image
+MAX_FEATURES_PER_IMAGE = 1 << 16  # float32 values a features(x) answer may hold per image
 _EXIT_WAIT_SECONDS = 5.0
 
 
@@ -177,6 +179,43 @@ class SandboxedDetector(Detector):
         if probing:
             self._seconds_per_image = (time.monotonic() - started) / max(n, 1)
         return self._decode(header, payload, n)
+
+    def _analysis_call(self, op: str, batch: torch.Tensor, *, max_payload: int) -> tuple[dict[str, Any], bytearray]:
+        """An analysis request (features, gradients): a batch's budget times ``ANALYSIS_COST``, or the probe's
+        budget before any batch was scored."""
+        n = int(batch.shape[0])
+        per_image = self._seconds_per_image
+        budget = (self.limits.probe_seconds if per_image is None
+                  else self.limits.batch_seconds(per_image * ANALYSIS_COST, n))
+        array = batch.detach().to("cpu", torch.float32).contiguous().numpy()
+        header, payload = self.process.call({"op": op, "shape": list(array.shape)}, memoryview(array).cast("B"),
+                                            budget=budget, doing=f"computing {op} of {n} images",
+                                            max_payload=max_payload)
+        if not header.get("ok"):
+            raise _answer_error(header, loading=False)
+        return header, payload
+
+    def features(self, batch: torch.Tensor) -> np.ndarray:
+        if "features" not in self.capabilities:
+            return super().features(batch)
+        n = int(batch.shape[0])
+        header, payload = self._analysis_call("features", batch, max_payload=4 * MAX_FEATURES_PER_IMAGE * max(n, 1))
+        shape = tuple(int(d) for d in header.get("shape", ()))
+        if len(shape) != 2 or shape[0] != n or shape[1] * n * 4 != len(payload):
+            raise DetectorOutputError(f"The detector's features(x) came back as shape {shape} for {n} images.")
+        return np.frombuffer(payload, dtype="<f4").reshape(shape)
+
+    def logit_gradients(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        if "gradients" not in self.capabilities:
+            return super().logit_gradients(batch)
+        n, pixels = int(batch.shape[0]), int(np.prod(batch.shape[1:]))
+        expected = 8 * n + 4 * n * pixels
+        header, payload = self._analysis_call("gradients", batch, max_payload=expected)
+        if tuple(header.get("shape", ())) != tuple(batch.shape) or len(payload) != expected:
+            raise DetectorOutputError(f"The detector's gradients came back as shape {header.get('shape')} for a "
+                                      f"batch of shape {tuple(batch.shape)}.")
+        logits = np.frombuffer(payload, dtype="<f8", count=n)
+        return logits, np.frombuffer(payload, dtype="<f4", offset=8 * n).reshape(batch.shape)
 
     def _decode(self, header: dict[str, Any], payload: bytearray, n: int) -> np.ndarray:
         if not header.get("ok"):

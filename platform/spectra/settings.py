@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from evaluation.protocols import list_protocols
 from evalworker.broker import celery_config
 from spectra.core.env import (
+    cache_from_url,
     database_from_url,
     env_bool,
     env_choice,
@@ -129,6 +130,9 @@ TEMPLATES = [
 
 DATABASES = {"default": database_from_url(env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'spectra.sqlite3'}"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The page cache (spectra.core.pagecache) and anything else cached: shared by the web and worker processes.
+CACHES = {"default": cache_from_url(env_str("CACHE_URL", ""), VAR_DIR / "cache")}
+PAGE_CACHE_SECONDS = env_int("SPECTRA_PAGE_CACHE_SECONDS", 300)  # the longest a read page is kept; 0: no page cache
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": f"django.contrib.auth.password_validation.{name}"}

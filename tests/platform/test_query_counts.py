@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.test import Client
+from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -63,7 +63,8 @@ class Measured:
 def measured(django_db_setup, django_db_blocker, tmp_path_factory) -> dict[int, Measured]:
     """Per size, on its own population (rolled back before the next one)."""
     by_size = {}
-    with django_db_blocker.unblock():
+    # The pages' own queries, not the page cache's: with it on, the second request of each URL would make none.
+    with django_db_blocker.unblock(), override_settings(PAGE_CACHE_SECONDS=0):
         for results, plan in SIZES.items():
             with transaction.atomic():
                 population = populate(results=results, plan=plan, folder=tmp_path_factory.mktemp(f"rows-{results}"))

@@ -11,6 +11,7 @@ from evaluation.datasets.audit import audit_version
 from evaluation.datasets.manifest import manifest_sha256, read_manifest, subset_counts
 from evaluation.errors import DatasetError
 from spectra.benchmarks.models import Benchmark, Dataset, Subset
+from spectra.core import pagecache
 from spectra.core.errors import ApplicationError
 
 
@@ -49,6 +50,7 @@ def dataset_register(
         Subset(dataset=dataset, generator=generator or "", split=split, n_real=c.get(0, 0), n_generated=c.get(1, 0))
         for (generator, split), c in sorted(counts.items(), key=lambda item: (item[0][1], item[0][0] or ""))
     )
+    pagecache.bump()  # bulk_create sends no signal
     return dataset
 
 

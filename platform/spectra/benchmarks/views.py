@@ -6,15 +6,18 @@ from django.shortcuts import render
 
 from spectra.benchmarks.selectors import benchmark_get, benchmark_list
 from spectra.core.errors import ApplicationError
+from spectra.core.pagecache import RESULTS_ONLY, cached_read
 from spectra.core.views import read_only
 
 
 @read_only
+@cached_read(scopes=RESULTS_ONLY)
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"benchmarks": benchmark_list()})
 
 
 @read_only
+@cached_read(scopes=RESULTS_ONLY)
 def benchmark_detail(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         benchmark = benchmark_get(slug=slug)

@@ -101,3 +101,14 @@ def database_from_url(url: str) -> dict[str, object]:
     raise ImproperlyConfigured(
         f"DATABASE_URL={url!r}: unsupported scheme {parsed.scheme!r}; use sqlite:///path or postgres://…"
     )
+
+
+def cache_from_url(url: str, default_dir: Path) -> dict[str, object]:
+    """Django CACHES entry from CACHE_URL: empty for files under ``default_dir`` (shared by every process of one
+    machine), redis://host:port/db for Redis."""
+    if not url:
+        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(default_dir),
+                "OPTIONS": {"MAX_ENTRIES": 5000}}
+    if urlparse(url).scheme in {"redis", "rediss"}:
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    raise ImproperlyConfigured(f"CACHE_URL={url!r}: unsupported scheme; leave it empty for files or use redis://…")

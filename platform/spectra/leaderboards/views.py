@@ -6,11 +6,13 @@ from django.shortcuts import render
 
 from spectra.benchmarks.selectors import benchmark_get
 from spectra.core.errors import ApplicationError
+from spectra.core.pagecache import RESULTS_ONLY, cached_read
 from spectra.core.views import read_only
 from spectra.leaderboards.selectors import leaderboard_generators, leaderboard_rows, leaderboard_variants
 
 
 @read_only
+@cached_read(scopes=RESULTS_ONLY)
 def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         benchmark = benchmark_get(slug=slug)

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from evaluation.protocols import RANKED_PROTOCOL
 from spectra.core.downloads import ranged_file_response
 from spectra.core.errors import ApplicationError
+from spectra.core.pagecache import cached_read
 from spectra.core.views import methods_allowed, read_only
 from spectra.submissions import selectors
 from spectra.submissions.charts import results_chart, robustness_sections
@@ -41,6 +42,7 @@ def submit(request: HttpRequest) -> HttpResponse:
 
 
 @read_only
+@cached_read
 def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         submission = selectors.submission_get(pk=pk, user=request.user)
@@ -69,6 +71,7 @@ def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @read_only
+@cached_read
 def my_submissions(request: HttpRequest) -> HttpResponse:
     return render(request, "submissions/list.html", {"submissions": selectors.submission_list(owner=request.user)})
 

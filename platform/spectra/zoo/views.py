@@ -8,6 +8,7 @@ from django.shortcuts import render
 
 from spectra.core.downloads import ranged_file_response
 from spectra.core.errors import ApplicationError
+from spectra.core.pagecache import RESULTS_ONLY, cached_read
 from spectra.core.views import read_only
 from spectra.zoo.selectors import (
     zoo_artifact_get,
@@ -21,6 +22,7 @@ from spectra.zoo.selectors import (
 
 
 @read_only
+@cached_read(scopes=RESULTS_ONLY)
 def zoo_list(request: HttpRequest) -> HttpResponse:
     return render(request, "zoo/list.html", {"cards": zoo_card_list()})
 
@@ -34,6 +36,7 @@ def few_shot_figure(data: dict) -> dict:
 
 
 @read_only
+@cached_read(scopes=RESULTS_ONLY)
 def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
     try:
         card = zoo_card_get(name=name)

@@ -14,6 +14,8 @@ from django.utils import timezone
 from evaluation.messages import STARTED_STAGE, MessageError, ShardDone, ShardProgress, ShardRequest
 from evaluation.metrics import ScoreKind
 from evalworker.broker import TASK_EVALUATE_SHARD, evaluation_queue, lease_seconds, shard_attempts
+from spectra.core import pagecache
+from spectra.core.pagecache import Scope
 from spectra.core.storage import storage_url
 from spectra.submissions.models import EvaluationRun, ImageScores, Submission, SubmissionStatus
 from spectra.submissions.services.results import aggregate
@@ -61,9 +63,11 @@ def shard_progress_record(*, progress: ShardProgress) -> None:
         log.info("dropped progress for run %s attempt %s: no such run or attempt, or it has finished",
                  progress.run_id, progress.attempt)
         return
-    Submission.objects.filter(runs__pk=progress.run_id, status=SubmissionStatus.QUEUED).update(
+    started_submission = Submission.objects.filter(runs__pk=progress.run_id, status=SubmissionStatus.QUEUED).update(
         status=SubmissionStatus.RUNNING, started=now
     )
+    # update() sends no signal: the submission pages show the progress, the lists its submission's status.
+    pagecache.bump(Scope.PROGRESS, *([Scope.RESULTS] if started_submission else []))
     if started and EvaluationRun.objects.filter(pk=progress.run_id, deliveries__gt=shard_attempts()).exists():
         run_give_up(run_id=progress.run_id, reason=f"This shard was started {shard_attempts() + 1} times and its "
                     "evaluation worker stopped each time (the worker's process died), so it was given up.")

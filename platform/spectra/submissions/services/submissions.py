@@ -8,6 +8,7 @@ from django.db import transaction
 from evaluation.protocols import Protocol, get_protocol
 from spectra.benchmarks.models import Benchmark, Dataset
 from spectra.benchmarks.selectors import dataset_current, dataset_versions_evaluated, split_size
+from spectra.core import pagecache
 from spectra.core.errors import ApplicationError
 from spectra.submissions.models import EvaluationRun, Submission
 from spectra.submissions.services import runs as run_services
@@ -50,7 +51,9 @@ def _runs_create(submission: Submission, datasets: list[Dataset]) -> list[Evalua
                     shard=shards[protocol.name], split=split, first_row=first, last_row=last, total=last - first,
                 ))
                 shards[protocol.name] += 1
-    return EvaluationRun.objects.bulk_create(runs)
+    created = EvaluationRun.objects.bulk_create(runs)
+    pagecache.bump(pagecache.Scope.PROGRESS)  # bulk_create sends no signal
+    return created
 
 
 def _check_source(source: str, dataset: Dataset) -> str:
