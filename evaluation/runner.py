@@ -114,21 +114,23 @@ def run_shard(request: ShardRequest, sink: ProgressSink, source: DetectorSource 
     """Evaluate one shard and describe the outcome; progress goes to ``sink`` along the way. ``source`` gives
     the detector (default: loaded into this process)."""
     source = source or DetectorSource()
-    common = dict(
-        run_id=request.run_id, attempt=request.attempt, evaluator_version=EVALUATOR_VERSION,
-        artifact_sha256=request.artifact_sha256, manifest_sha256=request.manifest_sha256, protocol=request.protocol,
-        protocol_version=request.protocol_version,
-    )
     try:
         result, timings, detector = _execute(request, sink, source)
     except UserFault as error:
         source.failed(request, error)
-        return ShardDone(status="failed", error=error.message, error_kind="user", **common)
+        return shard_done(request, status="failed", error=error.message, error_kind="user")
     except EvaluationError as error:
         log.warning("shard of run %s failed: %s", request.run_id, error.message)
-        return ShardDone(status="failed", error=error.message, error_kind="platform", **common)
-    return ShardDone(status="done", row_ids=result.row_ids, scores=result.scores, conditions=result.conditions,
-                     timings=timings, isolation=dict(detector.isolation), **common)
+        return shard_done(request, status="failed", error=error.message, error_kind="platform")
+    return shard_done(request, status="done", row_ids=result.row_ids, scores=result.scores,
+                      conditions=result.conditions, timings=timings, isolation=dict(detector.isolation))
+
+
+def shard_done(request: ShardRequest, **outcome: object) -> ShardDone:
+    """The outcome message of ``request``: its run, attempt and provenance, with ``outcome``'s fields."""
+    return ShardDone(run_id=request.run_id, attempt=request.attempt, evaluator_version=EVALUATOR_VERSION,
+                     artifact_sha256=request.artifact_sha256, manifest_sha256=request.manifest_sha256,
+                     protocol=request.protocol, protocol_version=request.protocol_version, **outcome)
 
 
 def local_shard_request(detector: Path, dataset: Path, *, input_size: int, protocol: str = RANKED_PROTOCOL,

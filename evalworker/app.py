@@ -23,7 +23,7 @@ from celery.signals import worker_process_shutdown, worker_ready  # noqa: E402
 
 import models_zoo.registry  # noqa: E402,F401,I001 - importing it wires the zoo's architectures into the loader
 from evaluation.messages import MessageError, ShardDone, ShardRequest, WorkerAlive  # noqa: E402
-from evaluation.runner import run_shard  # noqa: E402
+from evaluation.runner import run_shard, shard_done  # noqa: E402
 from evaluation.sandbox.launch import bubblewrap_problem, check_sandbox_requirement  # noqa: E402
 from evaluation.sandbox.scorer import ScorerCache  # noqa: E402
 from evaluation.version import EVALUATOR_VERSION  # noqa: E402
@@ -53,26 +53,20 @@ def _send(task: str, payload: dict, *, patient: bool = False) -> None:
     app.send_task(task, args=[payload], retry=True, **({"retry_policy": _PATIENT} if patient else {}))
 
 
-def _failed(request: ShardRequest, error: str, kind: str) -> ShardDone:
-    return ShardDone(
-        run_id=request.run_id, attempt=request.attempt, status="failed", evaluator_version=EVALUATOR_VERSION,
-        artifact_sha256=request.artifact_sha256, manifest_sha256=request.manifest_sha256,
-        protocol=request.protocol, protocol_version=request.protocol_version, error=error, error_kind=kind,
-    )
-
-
 def _evaluate(request: ShardRequest, message_id: str) -> ShardDone:
     deliveries = delivery_count(message_id)
     if deliveries > shard_attempts():
-        return _failed(request, f"This shard stopped its evaluation worker {deliveries - 1} times (the worker's "
-                       "process died each time), so it was given up.", "platform")
+        return shard_done(request, status="failed", error_kind="platform", error=(
+            f"This shard stopped its evaluation worker {deliveries - 1} times (the worker's process died each time), "
+            "so it was given up."))
     try:
         with Heartbeat(request, lambda progress: _send(TASK_SHARD_PROGRESS, progress.to_dict())) as heartbeat:
             return run_shard(request, heartbeat.update, SCORERS)
     except SoftTimeLimitExceeded:
         SCORERS.close()  # its child may be in the middle of a batch
         limit = app.conf.task_soft_time_limit
-        return _failed(request, f"the evaluation took longer than the time limit of {limit} s", "user")
+        return shard_done(request, status="failed", error_kind="user",
+                          error=f"the evaluation took longer than the time limit of {limit} s")
 
 
 @app.task(name=TASK_EVALUATE_SHARD, bind=True)
@@ -88,8 +82,9 @@ def evaluate_shard(self, message: dict) -> None:  # noqa: ANN001 - Celery's boun
         outcome = _evaluate(request, message_id)
     except Exception as error:  # the platform must hear of every failure, then we re-raise for the log
         log.exception("evaluator crashed on run %s", request.run_id)
-        _send(TASK_SHARD_DONE, _failed(request, f"internal evaluator error ({type(error).__name__})", "platform")
-              .to_dict(), patient=True)
+        crashed = shard_done(request, status="failed", error_kind="platform",
+                             error=f"internal evaluator error ({type(error).__name__})")
+        _send(TASK_SHARD_DONE, crashed.to_dict(), patient=True)
         raise
     finally:
         delivery_finished(message_id)

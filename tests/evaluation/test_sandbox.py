@@ -159,6 +159,52 @@ def test_an_infinite_loop_is_stopped_within_the_probe_budget(scorers: ScorerCach
     _assert_scores_right(scorers, good)
 
 
+def _endless_onnx_loop(path: Path) -> Path:
+    """An ONNX detector whose graph runs a Loop of 2**63 - 1 iterations, seeded by the input so that no constant
+    folding can evaluate it at load: onnxruntime runs it until stopped."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Add", ["v_in", "one"], ["v_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["images"], ["seed"], keepdims=0),
+         helper.make_node("Loop", ["trips", "yes", "seed"], ["final"], body=body),
+         helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=0),
+         helper.make_node("Mul", ["final", "zero"], ["nothing"]),
+         helper.make_node("Add", ["mean", "nothing"], ["logits"])],
+        "endless",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n"])],
+        [helper.make_tensor("trips", TensorProto.INT64, [], [2**63 - 1]),
+         helper.make_tensor("yes", TensorProto.BOOL, [], [True]),
+         helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_an_endless_onnx_loop_is_stopped_within_the_probe_budget(scorers: ScorerCache, good: Path,
+                                                                 tmp_path: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(DetectorTimeout, match=r"did not answer within 10 s while scoring its probe batch"):
+        scorers.open_child(("endless.onnx",), _endless_onnx_loop(tmp_path / "endless.onnx"), fmt=ArtifactFormat.ONNX,
+                           input_size=SIZE, device=torch.device("cpu"))
+    assert time.monotonic() - started < 10 * LIMITS.probe_seconds
+    _assert_scores_right(scorers, good)
+
+
 def test_a_loop_after_the_probe_is_stopped_within_the_batch_budget(scorers: ScorerCache, good: Path,
                                                                   tmp_path: Path) -> None:
     detector = _open(scorers, _hostile(tmp_path, "loop_after_probe"))  # its probe batch of two passes
