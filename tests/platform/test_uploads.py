@@ -19,6 +19,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from evaluation.protocols import get_protocol
+from spectra.core import pagecache
 from spectra.submissions.models import Artifact, EvaluationRun, Submission
 from tests import detector_files
 from tests.upload_channels import INPUT_SIZE, MiB, Uploader, make_uploader, pad_onnx, stored_files
@@ -111,7 +112,7 @@ def test_a_valid_upload_creates_one_artifact_one_queued_submission_and_one_run_a
     assert test_rows == 1104
     assert (run.dataset, run.first_row, run.last_row, run.total, run.done) == (mini_dataset, 0, test_rows, test_rows, 0)
 
-    assert len(callbacks) == 1
+    assert len([c for c in callbacks if not pagecache.is_retirement(c)]) == 1
     send.assert_called_once_with(runs=[run])
 
 
