@@ -52,9 +52,13 @@ lint: setup-dev
 	PYTHONPATH=.:platform $(BIN)/lint-imports
 
 # The file's syntax only: placeholders stand in for the secrets compose requires at `up`.
+COMPOSE_PLACEHOLDERS := DJANGO_SECRET_KEY DJANGO_ALLOWED_HOSTS SPECTRA_HIDDEN_ID_KEY REDIS_PASSWORD CELERY_BROKER_URL \
+	SPECTRA_S3_ENDPOINT_URL SPECTRA_S3_PUBLIC_ENDPOINT_URL SPECTRA_S3_ACCESS_KEY_ID SPECTRA_S3_SECRET_ACCESS_KEY \
+	SPECTRA_S3_READ_ACCESS_KEY_ID SPECTRA_S3_READ_SECRET_ACCESS_KEY
 compose-check:
-	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-check} DJANGO_ALLOWED_HOSTS=$${DJANGO_ALLOWED_HOSTS:-check} \
-	SPECTRA_HIDDEN_ID_KEY=$${SPECTRA_HIDDEN_ID_KEY:-check} docker-compose -f docker-compose.yml config -q
+	for file in docker-compose.yml docker-compose.gpu.yml; do \
+	  env $(foreach name,$(COMPOSE_PLACEHOLDERS),$(name)=$${$(name):-check}) docker-compose -f $$file config -q || exit 1; \
+	done
 
 clean:
 	rm -rf var

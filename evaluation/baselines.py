@@ -14,10 +14,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import fsspec
-
 from evaluation.datasets.audit import ShortcutClassifier, feature_value
 from evaluation.datasets.manifest import read_manifest_stream
+from evaluation.storage import open_url
 
 BASELINE_VERSION = 2  # v2: the JPEG shortcut also sees chroma subsampling and chroma quality; padded crop sizes
 
@@ -38,7 +37,7 @@ SHORTCUTS = (
 
 def _fit(manifest_url: str, feature: str, crops: Mapping[str, int]) -> ShortcutClassifier:
     per_value: dict[str, Counter[int]] = {}
-    with fsspec.open(manifest_url, "rb") as handle:
+    with open_url(manifest_url) as handle:
         for row in read_manifest_stream(handle):
             if row.split == "train":
                 value = feature_value(row, feature, crops.get(row.generator or ""))
@@ -52,7 +51,7 @@ def shortcut_scores(manifest_url: str, shortcut: Shortcut, crops: Mapping[str, i
     crops = crops or {}
     classifier = _fit(manifest_url, shortcut.feature, crops)
     row_ids, scores = [], []
-    with fsspec.open(manifest_url, "rb") as handle:
+    with open_url(manifest_url) as handle:
         for line_id, row in enumerate(read_manifest_stream(handle)):
             if row.split == split:
                 row_ids.append(line_id)

@@ -11,6 +11,7 @@ class EvaluationError(Exception):
     """Base class of every error raised by ``evaluation``."""
 
     kind = "platform"
+    retryable = False  # whether the platform sends the shard again by itself (with fresh links)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -55,3 +56,9 @@ class DetectorCrash(UserFault):
 
 class DetectorCapabilityError(UserFault):
     """A protocol needs what this detector cannot give (features, gradients)."""
+
+
+class StoreLinkExpired(PlatformFault):
+    """A presigned link of the shard's message expired before the worker used it; the shard is sent again."""
+
+    retryable = True

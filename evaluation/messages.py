@@ -13,8 +13,9 @@ from evaluation.metrics import LOGIT_LIMIT
 
 # Versions: 2 added ShardDone.worker, 3 ShardDone.conditions, 4 ShardRequest.artifact_architecture; in 5
 # ShardDone.scores are logits instead of probabilities and ShardDone.metrics is gone (the platform computes them);
-# 6 added the attempt to every shard message, ShardDone.isolation and WorkerAlive.
-MESSAGE_VERSION = 6
+# 6 added the attempt to every shard message, ShardDone.isolation and WorkerAlive; 7 ShardDone.retryable (an
+# expired presigned link: the platform sends the shard again with fresh links).
+MESSAGE_VERSION = 7
 STARTED_STAGE = "started"  # the first progress of a delivery: the platform counts deliveries by it
 
 T = TypeVar("T", bound="_Message")
@@ -96,6 +97,7 @@ class ShardDone(_Message):
     worker: str = ""  # the evaluation worker's name, for the run's record
     attempt: int = 1
     isolation: dict[str, Any] = field(default_factory=dict)  # what isolated the detector (sandbox.launch.Isolation)
+    retryable: bool = False  # a platform failure that sending the shard again can mend (errors.StoreLinkExpired)
 
     def check(self) -> None:
         """Raise MessageError unless the scores are well formed: aligned, finite logits float32 can hold."""

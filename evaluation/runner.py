@@ -6,16 +6,11 @@ with their kind (the submitter's fault or ours), so the platform can always show
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-import fsspec
-
-from evaluation.datasets.images import condition_batches, count_split, image_batches, rows_of_split, url_sha256
+from evaluation.datasets.images import condition_batches, count_split, image_batches, rows_of_split
 from evaluation.datasets.manifest import centre_crops, file_sha256, manifest_sha256
 from evaluation.detectors.formats import ArtifactFormat, artifact_architecture, sniff_artifact
 from evaluation.detectors.loading import Detector, load_detector, pick_device, probe_detector
@@ -23,6 +18,7 @@ from evaluation.errors import DatasetError, EvaluationError, PlatformFault, User
 from evaluation.messages import ShardDone, ShardProgress, ShardRequest
 from evaluation.protocols import EVALUATED_SPLIT, RANKED_PROTOCOL, get_protocol
 from evaluation.protocols.base import ProtocolResult, ShardData
+from evaluation.storage import local_copy, shown
 from evaluation.version import EVALUATOR_VERSION
 
 log = logging.getLogger(__name__)
@@ -30,24 +26,10 @@ ProgressSink = Callable[[ShardProgress], None]
 PROGRESS_EVERY_SECONDS = 2.0
 
 
-@contextmanager
-def local_copy(url: str) -> Iterator[Path]:
-    """A local path for ``url``: the file itself when local, else a streamed temporary copy."""
-    protocol, path = fsspec.core.split_protocol(url)
-    if protocol in (None, "file", "local"):
-        yield Path(path)
-        return
-    with tempfile.TemporaryDirectory(prefix="spectra-artifact-") as folder:
-        target = Path(folder) / "artifact"
-        with fsspec.open(url, "rb") as source, target.open("wb") as sink:
-            shutil.copyfileobj(source, sink, 1 << 20)
-        yield target
-
-
-def _verify(url: str, expected: str, what: str) -> None:
-    actual = url_sha256(url)
+def _verify(path: Path, expected: str, what: str, url: str) -> None:
+    actual = file_sha256(path)
     if actual != expected:
-        raise DatasetError(f"the {what} at {url} has sha256 {actual}, expected {expected}")
+        raise DatasetError(f"the {what} at {shown(url)} has sha256 {actual}, expected {expected}")
 
 
 class _Throttle:
@@ -90,12 +72,14 @@ def _execute(request: ShardRequest, sink: ProgressSink, source: DetectorSource) 
             f"this worker runs {protocol.name} v{protocol.version}, the run asks for v{request.protocol_version}"
         )
     config = {**protocol.default_config, **request.config}
-    _verify(request.manifest_url, request.manifest_sha256, "manifest")
-    rows = list(rows_of_split(request.manifest_url, request.split, request.first_row, request.last_row))
+    # Each object is fetched once (a presigned link may be used only until it expires) and verified locally.
+    with local_copy(request.manifest_url) as manifest:
+        _verify(manifest, request.manifest_sha256, "manifest", request.manifest_url)
+        rows = list(rows_of_split(str(manifest), request.split, request.first_row, request.last_row))
     throttle = _Throttle(request, sink, len(rows))
     throttle(0, "loading", force=True)
-    _verify(request.artifact_url, request.artifact_sha256, "artifact")
     with local_copy(request.artifact_url) as path:
+        _verify(path, request.artifact_sha256, "artifact", request.artifact_url)
         detector = source.open(request, path)
     timings["load_s"] = time.perf_counter() - started
     loading = dict(root_url=request.dataset_root_url, size=request.input_size, batch_size=int(config["batch_size"]),
@@ -121,7 +105,8 @@ def run_shard(request: ShardRequest, sink: ProgressSink, source: DetectorSource 
         return shard_done(request, status="failed", error=error.message, error_kind="user")
     except EvaluationError as error:
         log.warning("shard of run %s failed: %s", request.run_id, error.message)
-        return shard_done(request, status="failed", error=error.message, error_kind="platform")
+        return shard_done(request, status="failed", error=error.message, error_kind="platform",
+                          retryable=error.retryable)
     return shard_done(request, status="done", row_ids=result.row_ids, scores=result.scores,
                       conditions=result.conditions, timings=timings, isolation=dict(detector.isolation))
 

@@ -26,6 +26,7 @@ from evaluation.messages import MessageError, ShardDone, ShardRequest, WorkerAli
 from evaluation.runner import run_shard, shard_done  # noqa: E402
 from evaluation.sandbox.launch import bubblewrap_problem, check_sandbox_requirement  # noqa: E402
 from evaluation.sandbox.scorer import ScorerCache  # noqa: E402
+from evaluation.storage import configure_reader_from_env  # noqa: E402
 from evaluation.version import EVALUATOR_VERSION  # noqa: E402
 from evalworker.broker import (  # noqa: E402
     TASK_EVALUATE_SHARD,
@@ -40,6 +41,7 @@ from evalworker.leases import Heartbeat, delivery_count, delivery_finished  # no
 
 log = logging.getLogger(__name__)
 check_sandbox_requirement()  # SPECTRA_REQUIRE_SANDBOX=1 and no working bubblewrap: refuse to start at all
+configure_reader_from_env()  # s3:// dataset images with the read-only key; artifacts and manifests come as links
 
 app = Celery("evalworker", fixups=[])  # no Django fixup, even if DJANGO_SETTINGS_MODULE is set
 app.conf.update(celery_config())

@@ -41,6 +41,7 @@ from evaluation.datasets.jpeg import jpeg_traits
 from evaluation.datasets.manifest import (
     LABEL_GENERATED,
     LABEL_REAL,
+    MANIFEST_NAME,
     ManifestRow,
     file_inside,
     manifest_sha256,
@@ -57,7 +58,6 @@ EXPECTED_LAYOUT = (
 )
 LABELS: dict[str, int] = {"nature": LABEL_REAL, "ai": LABEL_GENERATED}
 SPLITS: dict[str, str] = {"train": "train", "val": "test"}  # GenImage's val is the benchmark's test split
-MANIFEST = "manifest.jsonl"
 KNOWN_BAD = "known_bad.jsonl"
 STATE = "scan.state"
 PARTIAL = ".partial"
@@ -199,7 +199,7 @@ def _load_state(out_dir: Path, root: Path) -> dict[str, Any]:
         "root": str(root), "processed": 0, "manifest_bytes": 0, "known_bad_bytes": 0, "last_path": None,
     }
     state_path = out_dir / STATE
-    partials = [out_dir / (MANIFEST + PARTIAL), out_dir / (KNOWN_BAD + PARTIAL)]
+    partials = [out_dir / (MANIFEST_NAME + PARTIAL), out_dir / (KNOWN_BAD + PARTIAL)]
     if not state_path.is_file() or not all(p.is_file() for p in partials):
         return fresh
     try:
@@ -310,7 +310,7 @@ def scan_images(
     resumed_from = state["processed"]
     items = _skip_done(walk(str(root)), state)
     tasks = ((str(root), item) for item in items)
-    with _open_partial(out_dir / (MANIFEST + PARTIAL), state["manifest_bytes"]) as rows, \
+    with _open_partial(out_dir / (MANIFEST_NAME + PARTIAL), state["manifest_bytes"]) as rows, \
             _open_partial(out_dir / (KNOWN_BAD + PARTIAL), state["known_bad_bytes"]) as bad:
         with _described(tasks, workers) as results:
             _write_results(results, (rows, bad), out_dir, state, flush_every=flush_every,
@@ -319,9 +319,9 @@ def scan_images(
 
 
 def _finish(out_dir: Path, resumed_from: int, started: float) -> ScanSummary:
-    manifest, known_bad = out_dir / MANIFEST, out_dir / KNOWN_BAD
+    manifest, known_bad = out_dir / MANIFEST_NAME, out_dir / KNOWN_BAD
     os.replace(out_dir / (KNOWN_BAD + PARTIAL), known_bad)
-    os.replace(out_dir / (MANIFEST + PARTIAL), manifest)  # last: a manifest.jsonl only appears once complete
+    os.replace(out_dir / (MANIFEST_NAME + PARTIAL), manifest)  # last: a manifest.jsonl only appears once complete
     (out_dir / STATE).unlink(missing_ok=True)
     counts = subset_counts(read_manifest(manifest))
     return ScanSummary(

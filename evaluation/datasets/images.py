@@ -6,7 +6,7 @@ evaluation worker needs neither the database nor a shared disk.
 """
 from __future__ import annotations
 
-import hashlib
+import io
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,8 +23,8 @@ from evaluation.datasets.manifest import ManifestRow, centre_crop_box, read_mani
 from evaluation.datasets.pixels import check_pixel_count, to_rgb
 from evaluation.errors import DatasetError
 from evaluation.perturbations import perturb
+from evaluation.storage import is_local, open_url, read_objects
 
-CHUNK = 1 << 20
 PREFETCH_BATCHES = 2  # batches decoded ahead of the model
 
 
@@ -36,21 +36,9 @@ class IndexedRow:
     row: ManifestRow
 
 
-def url_sha256(url: str) -> str:
-    """Streamed sha256 of the object at ``url``."""
-    digest = hashlib.sha256()
-    try:
-        with fsspec.open(url, "rb") as handle:
-            for chunk in iter(lambda: handle.read(CHUNK), b""):
-                digest.update(chunk)
-    except FileNotFoundError:
-        raise DatasetError(f"{url} does not exist") from None
-    return digest.hexdigest()
-
-
 def rows_of_split(manifest_url: str, split: str, first: int, last: int) -> Iterator[IndexedRow]:
     """Rows ``first``..``last`` (exclusive) among the manifest's rows of ``split``."""
-    with fsspec.open(manifest_url, "rb") as handle:
+    with open_url(manifest_url) as handle:
         seen = 0
         for row_id, row in enumerate(read_manifest_stream(handle)):
             if row.split != split:
@@ -63,7 +51,7 @@ def rows_of_split(manifest_url: str, split: str, first: int, last: int) -> Itera
 
 
 def count_split(manifest_url: str, split: str) -> int:
-    with fsspec.open(manifest_url, "rb") as handle:
+    with open_url(manifest_url) as handle:
         return sum(1 for row in read_manifest_stream(handle) if row.split == split)
 
 
@@ -99,15 +87,23 @@ def decode_image(handle: BinaryIO, size: int, where: str, crop: int | None = Non
     return to_tensor(open_rgb(handle, where, crop), size)
 
 
-def _load(root: str, indexed: IndexedRow, size: int, crop: int | None, conditions: Sequence[str]) -> torch.Tensor:
-    """One image, decoded once, under every condition: K×3×S×S."""
-    url = f"{root}/{indexed.row.path}"
-    try:
-        with fsspec.open(url, "rb") as handle:
-            image = open_rgb(handle, indexed.row.path, crop)
-    except FileNotFoundError:
-        raise DatasetError(f"image {indexed.row.path} is missing from the dataset") from None
+def _load(root: str, indexed: IndexedRow, size: int, crop: int | None, conditions: Sequence[str],
+          fetched: Future[list[bytes]] | None = None, position: int = 0) -> torch.Tensor:
+    """One image, decoded once, under every condition: K×3×S×S. A remote image's bytes come from its batch's
+    ``fetched`` future; a local one is opened here."""
+    if fetched is not None:
+        image = open_rgb(io.BytesIO(fetched.result()[position]), indexed.row.path, crop)
+    else:
+        try:
+            with open(_local_path(root, indexed.row.path), "rb") as handle:
+                image = open_rgb(handle, indexed.row.path, crop)
+        except FileNotFoundError:
+            raise DatasetError(f"image {indexed.row.path} is missing from the dataset") from None
     return torch.stack([to_tensor(perturb(image, condition), size) for condition in conditions])
+
+
+def _local_path(root: str, path: str) -> str:
+    return f"{fsspec.core.split_protocol(root)[1]}/{path}"
 
 
 def loader_threads() -> int:
@@ -122,11 +118,15 @@ def condition_batches(
 ) -> Iterator[tuple[list[IndexedRow], torch.Tensor]]:
     """Batches of K×B×3×S×S (K conditions, each image decoded once), decoded by a thread pool a few batches
     ahead of the consumer; memory is bounded by that look-ahead, never by the number of images."""
-    crops, root = crops or {}, root_url.rstrip("/")
-    with ThreadPoolExecutor(max_workers=threads or loader_threads()) as pool:
+    crops, root, remote = crops or {}, root_url.rstrip("/"), not is_local(root_url)
+    # A remote store's latency is hidden by fetching whole batches ahead, concurrently, apart from decoding.
+    with ThreadPoolExecutor(max_workers=threads or loader_threads()) as pool, \
+            ThreadPoolExecutor(max_workers=PREFETCH_BATCHES) as fetcher:
         pending: deque[tuple[list[IndexedRow], list[Future[torch.Tensor]]]] = deque()
         for chunk in _chunks(rows, batch_size):
-            futures = [pool.submit(_load, root, r, size, crops.get(r.row.generator or ""), conditions) for r in chunk]
+            fetched = fetcher.submit(read_objects, root, [r.row.path for r in chunk]) if remote else None
+            futures = [pool.submit(_load, root, r, size, crops.get(r.row.generator or ""), conditions, fetched, i)
+                       for i, r in enumerate(chunk)]
             pending.append((chunk, futures))
             if len(pending) > PREFETCH_BATCHES:
                 yield _collect(*pending.popleft(), pin_memory)

@@ -23,13 +23,13 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import fsspec
-
 from evaluation.errors import DatasetError
+from evaluation.storage import open_url, read_if_present
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 LABEL_REAL = 0
 LABEL_GENERATED = 1
+MANIFEST_NAME = "manifest.jsonl"  # in the top folder of every dataset version
 MANIFEST_SCHEMA_VERSION = 2  # v2: optional chroma_subsampling and chroma_quality, omitted when None
 _CHUNK = 1 << 20  # 1 MiB: large enough to be fast, small enough to never matter for memory
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -215,12 +215,12 @@ def subset_counts(rows: Iterable[ManifestRow]) -> dict[tuple[str | None, str], d
 
 def dataset_info(root_url: str) -> dict[str, Any]:
     """A dataset version's dataset.json (what made it, the centre crops it asks for); {} when it has none."""
-    try:
-        with fsspec.open(f"{root_url.rstrip('/')}/dataset.json", "rt", encoding="utf-8") as handle:
-            spec = json.load(handle)
-    except FileNotFoundError:
+    blob = read_if_present(f"{root_url.rstrip('/')}/dataset.json")
+    if blob is None:
         return {}
-    except json.JSONDecodeError as error:
+    try:
+        spec = json.loads(blob)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DatasetError(f"dataset.json of {root_url} is not valid JSON: {error}") from None
     if not isinstance(spec, dict):
         raise DatasetError(f"dataset.json of {root_url} must hold a JSON object")
@@ -259,7 +259,7 @@ def rows_by_line(manifest_url: str, line_ids: Iterable[int]) -> dict[int, Manife
     """The rows at the given 0-based line numbers, streamed: memory grows with the ids asked for only."""
     wanted = set(line_ids)
     found: dict[int, ManifestRow] = {}
-    with fsspec.open(manifest_url, "rb") as handle:
+    with open_url(manifest_url) as handle:
         for line_id, row in enumerate(read_manifest_stream(handle)):
             if line_id in wanted:
                 found[line_id] = row

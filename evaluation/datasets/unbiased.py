@@ -63,6 +63,7 @@ from evaluation.datasets.jpeg import jpeg_traits
 from evaluation.datasets.manifest import (
     LABEL_GENERATED,
     LABEL_REAL,
+    MANIFEST_NAME,
     MANIFEST_SCHEMA_VERSION,
     ManifestRow,
     file_sha256,
@@ -89,7 +90,6 @@ RECIPE_RULES: tuple[str, ...] = (
     "CenterCrop (zero padding when an image is smaller), then resized to the detector's input size.",
 )
 RECIPES: Mapping[str, tuple[str, ...]] = MappingProxyType({RECIPE: RECIPE_RULES})  # recipe name -> rules shown
-MANIFEST_NAME = "manifest.jsonl"
 DATASET_INFO_NAME = "dataset.json"
 IMAGENET_CLASSES = 1000
 

@@ -13,6 +13,7 @@ from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from evaluation.protocols import list_protocols
+from evaluation.storage import configure_s3
 from evalworker.broker import celery_config
 from spectra.core.env import (
     cache_from_url,
@@ -24,6 +25,8 @@ from spectra.core.env import (
     env_path,
     env_str,
     production_problems,
+    s3_settings,
+    s3_storage,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -172,6 +175,15 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# local: files under SPECTRA_MEDIA_ROOT and SPECTRA_DATA_ROOT. s3: artifacts, dataset versions and zoo exports in
+# an S3-compatible bucket (django-storages here, fsspec/s3fs for manifests), so evaluation workers need no shared disk.
+SPECTRA_STORAGE = env_choice("SPECTRA_STORAGE", "local", ("local", "s3"))
+SPECTRA_PRESIGN_SECONDS = max(env_int("SPECTRA_PRESIGN_SECONDS", 6 * 3600), 1)  # life of every presigned link
+SPECTRA_S3 = s3_settings() if SPECTRA_STORAGE == "s3" else {}
+if SPECTRA_S3:
+    STORAGES["default"] = s3_storage(SPECTRA_S3, SPECTRA_PRESIGN_SECONDS)
+    configure_s3(endpoint_url=SPECTRA_S3["endpoint_url"], key=SPECTRA_S3["access_key"],
+                 secret=SPECTRA_S3["secret_key"], region=SPECTRA_S3["region"])
 WHITENOISE_USE_FINDERS = True
 
 # Uploads above this many bytes are refused before they are stored (and streamed to disk meanwhile).

@@ -46,3 +46,38 @@ def onnx_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     from tests import detector_files
 
     return detector_files.write_onnx(tmp_path_factory.mktemp("onnx") / "d.onnx", seed=3, input_size=32).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3-compatible server (tests.seaweed) for the session; its endpoint."""
+    from tests.seaweed import running_store
+
+    with running_store(tmp_path_factory.mktemp("seaweed")) as endpoint:
+        yield endpoint
+
+
+def use_store(settings, endpoint: str) -> None:
+    """This process (the web side) under SPECTRA_STORAGE=s3 on ``endpoint``, with the platform's key."""
+    from evaluation.storage import configure_s3
+    from spectra.core import objectstore
+    from spectra.core.env import s3_storage
+    from tests.seaweed import ADMIN, BUCKET
+
+    settings.SPECTRA_STORAGE = "s3"
+    settings.SPECTRA_S3 = {"endpoint_url": endpoint, "public_endpoint_url": endpoint, "bucket": BUCKET,
+                           "access_key": ADMIN[0], "secret_key": ADMIN[1], "region": "us-east-1"}
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage(settings.SPECTRA_S3, settings.SPECTRA_PRESIGN_SECONDS)}
+    configure_s3(endpoint_url=endpoint, key=ADMIN[0], secret=ADMIN[1])
+    objectstore.client.cache_clear()
+    objectstore.signing_client.cache_clear()
+
+
+@pytest.fixture
+def s3_settings(settings, store: str) -> Iterator[str]:
+    use_store(settings, store)
+    yield store
+    from spectra.core import objectstore
+
+    objectstore.client.cache_clear()
+    objectstore.signing_client.cache_clear()

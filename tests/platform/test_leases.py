@@ -154,3 +154,27 @@ def test_a_restarted_broker_that_lost_its_queue_gets_the_queued_shards_again(run
         assert runs_reap().resent == [run.pk]  # a new run id and an empty queue: its message is gone
     refresh(run)
     assert run.attempt == 2 and send.call_count == 2
+
+
+EXPIRED = "The presigned link to http://store/spectra/artifacts/a.onnx has expired (the store said: Request has expired)."
+
+
+def test_an_expired_link_sends_the_shard_again_with_fresh_links(run, send, test_split,
+                                                                django_capture_on_commit_callbacks) -> None:
+    shard_progress_record(progress=_started(run))
+    with django_capture_on_commit_callbacks(execute=True):
+        shard_done_record(outcome=done_message(run, test_split, status="failed", error=EXPIRED, error_kind="platform",
+                                               retryable=True, row_ids=[], scores=[]))
+    refresh(run, run.submission)
+    assert run.attempt == 2 and run.status == "queued" and run.submission.status != "failed"
+    assert run.error.startswith("Attempt 1: The presigned link") and send.call_args.kwargs["runs"][0].attempt == 2
+
+
+def test_an_expired_link_on_the_last_attempt_fails_the_shard_in_those_words(run, test_split) -> None:
+    run.attempt = shard_attempts()
+    run.save(update_fields=["attempt"])
+    shard_done_record(outcome=dataclasses.replace(
+        done_message(run, test_split, status="failed", error=EXPIRED, error_kind="platform", retryable=True,
+                     row_ids=[], scores=[]), attempt=shard_attempts()))
+    refresh(run, run.submission)
+    assert run.status == "failed" and run.submission.error == EXPIRED

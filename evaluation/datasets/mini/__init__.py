@@ -31,13 +31,19 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.datasets.manifest import LABEL_GENERATED, LABEL_REAL, SPLITS, ManifestRow, write_manifest
+from evaluation.datasets.manifest import (
+    LABEL_GENERATED,
+    LABEL_REAL,
+    MANIFEST_NAME,
+    SPLITS,
+    ManifestRow,
+    write_manifest,
+)
 from evaluation.datasets.mini import generators as gen
 from evaluation.datasets.mini.photos import PHOTO_SPLIT, SOURCES, TILE, Tile, real_tiles_by_split
 from evaluation.errors import DatasetError
 
 MINI_GENERATORS: tuple[str, ...] = ("vae", "upsample", "spectral", "gan", "blend")
-MANIFEST_NAME = "manifest.jsonl"
 
 
 def _photo_list(split: str) -> str:

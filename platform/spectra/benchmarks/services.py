@@ -1,18 +1,29 @@
 """Writes of benchmarks and dataset versions."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 
-from evaluation.datasets.archives import build_archives
+from evaluation.datasets.archives import ARCHIVE_DIR, build_archives
 from evaluation.datasets.audit import audit_version
-from evaluation.datasets.manifest import manifest_sha256, read_manifest, subset_counts
+from evaluation.datasets.manifest import (
+    MANIFEST_NAME,
+    manifest_sha256,
+    read_manifest,
+    read_manifest_stream,
+    subset_counts,
+)
 from evaluation.errors import DatasetError
+from evaluation.storage import open_url
 from spectra.benchmarks.models import Benchmark, Dataset, Subset
+from spectra.benchmarks.store import dataset_archives_upload, dataset_local_root
 from spectra.core import pagecache
 from spectra.core.errors import ApplicationError
+
+log = logging.getLogger(__name__)
 
 
 def benchmark_upsert(*, slug: str, name: str, description: str, is_synthetic: bool) -> Benchmark:
@@ -56,11 +67,10 @@ def dataset_register(
 
 def dataset_audit(*, dataset: Dataset) -> dict:
     """(Re)compute and store the bias audit of ``dataset`` from its manifest, streamed."""
-    manifest = Path(dataset.root) / "manifest.jsonl"
-    if not manifest.is_file():
-        raise ApplicationError(f"{manifest} is missing; the dataset's folder has moved or was deleted.")
+    manifest = f"{dataset.root.rstrip('/')}/{MANIFEST_NAME}"
     try:
-        dataset.audit = audit_version(dataset.root, read_manifest(manifest))
+        with open_url(manifest) as handle:
+            dataset.audit = audit_version(dataset.root, read_manifest_stream(handle))
     except DatasetError as error:
         raise ApplicationError(f"{manifest} cannot be audited: {error.message.rstrip('.')}.") from None
     dataset.save(update_fields=["audit"])
@@ -70,11 +80,13 @@ def dataset_audit(*, dataset: Dataset) -> dict:
 def dataset_archives_build(*, dataset: Dataset) -> list[dict]:
     """Write the per-split download archives and their SHA-256 sums; hidden splits carry no labels (their ids and
     order come from the server's secret SPECTRA_HIDDEN_ID_KEY)."""
+    local = dataset_local_root(dataset)
     try:
-        archives = build_archives(Path(dataset.root), dataset.manifest_sha256,
+        archives = build_archives(local, dataset.manifest_sha256,
                                   hidden_splits=frozenset(dataset.hidden_splits), hidden_id_key=settings.SPECTRA_HIDDEN_ID_KEY)
     except DatasetError as error:
         raise ApplicationError(f"The archives of {dataset} cannot be written: {error.message.rstrip('.')}.") from None
+    dataset_archives_upload(dataset=dataset, local=local, folder=ARCHIVE_DIR, say=log.info)
     dataset.archives = [a.__dict__ for a in archives]
     dataset.save(update_fields=["archives"])
     return dataset.archives

@@ -11,10 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.core.files.storage import default_storage
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
 CHUNK = 1 << 20
+# A download link of a private file is handed to one person who is allowed it: it need not live long.
+DOWNLOAD_LINK_SECONDS = 15 * 60
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 ResponseT = TypeVar("ResponseT", bound=HttpResponseBase)
 
@@ -73,3 +76,17 @@ def ranged_file_response(request: HttpRequest, path: Path, *, filename: str, eta
     response["Accept-Ranges"] = "bytes"
     response["ETag"] = f'"{etag}"'
     return as_attachment(response, filename)
+
+
+def stored_file_response(request: HttpRequest, name: str, *, filename: str, etag: str,
+                         content_type: str = "application/octet-stream") -> HttpResponse:
+    """The default storage's file ``name`` as a download: streamed from disk, or, in the object store, a redirect
+    to a short-lived presigned link (the store answers Range requests and names the file itself). The caller has
+    already checked who may have it."""
+    from spectra.core import objectstore  # boto3 only when the store is S3
+
+    if objectstore.is_remote():
+        return HttpResponseRedirect(objectstore.presigned_link(name, download_name=filename,
+                                                               seconds=DOWNLOAD_LINK_SECONDS))
+    return ranged_file_response(request, Path(default_storage.path(name)), filename=filename, etag=etag,
+                                content_type=content_type)

@@ -112,3 +112,39 @@ def cache_from_url(url: str, default_dir: Path) -> dict[str, object]:
     if urlparse(url).scheme in {"redis", "rediss"}:
         return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
     raise ImproperlyConfigured(f"CACHE_URL={url!r}: unsupported scheme; leave it empty for files or use redis://…")
+
+
+S3_REQUIRED = ("SPECTRA_S3_ENDPOINT_URL", "SPECTRA_S3_BUCKET", "SPECTRA_S3_ACCESS_KEY_ID", "SPECTRA_S3_SECRET_ACCESS_KEY")
+# Write credentials: the web process and the platform worker hold them, an evaluation worker never does.
+S3_WRITE_VARIABLES = S3_REQUIRED[2:]
+
+
+def s3_settings() -> dict[str, str]:
+    """The object store under SPECTRA_STORAGE=s3: endpoint (the one this machine reaches), the endpoint that
+    presigned links name (what browsers and remote workers reach; default the same), bucket, key and region."""
+    missing = [name for name in S3_REQUIRED if not os.environ.get(name, "").strip()]
+    if missing:
+        raise ImproperlyConfigured(f"SPECTRA_STORAGE=s3 needs {', '.join(missing)}.")
+    endpoint = os.environ["SPECTRA_S3_ENDPOINT_URL"].strip()
+    for name in ("SPECTRA_S3_ENDPOINT_URL", "SPECTRA_S3_PUBLIC_ENDPOINT_URL"):
+        value = os.environ.get(name, "").strip()
+        if value and urlparse(value).scheme not in {"http", "https"}:
+            raise ImproperlyConfigured(f"{name}={value!r} must be an http:// or https:// address.")
+    return {
+        "endpoint_url": endpoint,
+        "public_endpoint_url": os.environ.get("SPECTRA_S3_PUBLIC_ENDPOINT_URL", "").strip() or endpoint,
+        "bucket": os.environ["SPECTRA_S3_BUCKET"].strip(),
+        "access_key": os.environ["SPECTRA_S3_ACCESS_KEY_ID"].strip(),
+        "secret_key": os.environ["SPECTRA_S3_SECRET_ACCESS_KEY"].strip(),
+        "region": os.environ.get("SPECTRA_S3_REGION", "").strip() or "us-east-1",
+    }
+
+
+def s3_storage(s3: dict[str, str], presign_seconds: int) -> dict[str, object]:
+    """Django's default storage on the bucket (django-storages' S3Storage): path addressing, SigV4, never
+    overwriting (names are sha256s), links that live ``presign_seconds``."""
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": s3["bucket"], "endpoint_url": s3["endpoint_url"], "access_key": s3["access_key"],
+        "secret_key": s3["secret_key"], "region_name": s3["region"], "signature_version": "s3v4",
+        "addressing_style": "path", "file_overwrite": False, "default_acl": None, "querystring_expire": presign_seconds,
+    }}

@@ -1,8 +1,6 @@
 """HTML views of submissions: the upload form and the submission page."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from evaluation.protocols import RANKED_PROTOCOL
-from spectra.core.downloads import ranged_file_response
+from spectra.core.downloads import stored_file_response
 from spectra.core.errors import ApplicationError
 from spectra.core.pagecache import cached_read
 from spectra.core.views import methods_allowed, read_only
@@ -82,5 +80,5 @@ def submission_artifact(request: HttpRequest, pk: int) -> HttpResponse:
         artifact = selectors.submission_artifact_get(pk=pk, user=request.user)
     except ApplicationError as error:
         raise Http404(error.message) from None
-    return ranged_file_response(request, Path(artifact.file.path), filename=f"submission-{pk}-{artifact.sha256[:12]}."
+    return stored_file_response(request, artifact.file.name, filename=f"submission-{pk}-{artifact.sha256[:12]}."
                                 f"{artifact.extension}", etag=artifact.sha256)

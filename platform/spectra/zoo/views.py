@@ -1,12 +1,10 @@
 """Zoo pages: every entry's card, and its experiments as Plotly charts. No torch is imported here."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from spectra.core.downloads import ranged_file_response
+from spectra.core.downloads import stored_file_response
 from spectra.core.errors import ApplicationError
 from spectra.core.pagecache import RESULTS_ONLY, cached_read
 from spectra.core.views import read_only
@@ -62,4 +60,4 @@ def zoo_weights(request: HttpRequest, name: str, sha256: str) -> HttpResponse:
     except ApplicationError as error:
         raise Http404(error.message) from None
     filename = f"{name}-{sha256[:12]}.{artifact.extension}"
-    return ranged_file_response(request, Path(artifact.file.path), filename=filename, etag=sha256)
+    return stored_file_response(request, artifact.file.name, filename=filename, etag=sha256)

@@ -1,4 +1,5 @@
-"""What every registering command does after registration: archives (optional) and shortcut baselines."""
+"""What every registering command does after registration: archives (optional), shortcut baselines, and the copy
+into the object store."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -7,6 +8,7 @@ from evaluation.datasets.archives import archive_is_current
 from evaluation.protocols import MEAN_SUBSET, RANK_METRIC
 from spectra.benchmarks.models import Dataset
 from spectra.benchmarks.services import dataset_archives_build
+from spectra.benchmarks.store import dataset_store
 from spectra.leaderboards.services import baselines_build
 
 
@@ -20,3 +22,4 @@ def dataset_publish(dataset: Dataset, say: Callable[[str], None], *, archives: b
         baselines_build(dataset=dataset)
     for result in dataset.baseline_results.filter(subset=MEAN_SUBSET):
         say(f"  {dataset.variant}: baseline {result.baseline}: mean accuracy {result.metrics.get(RANK_METRIC) or 0:.3f}")
+    dataset_store(dataset=dataset, say=say)  # SPECTRA_STORAGE=s3: into the object store, resuming a broken copy

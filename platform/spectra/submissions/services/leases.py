@@ -105,7 +105,7 @@ def runs_reap(*, now: datetime | None = None) -> Reaped:
 def _resend_lost(pk: int, now: datetime, reaped: Reaped) -> None:
     run = EvaluationRun.objects.select_for_update().select_related("submission").filter(pk=pk).first()
     if run is not None and run.status == SubmissionStatus.QUEUED:
-        _resend(run, now)
+        run_services.run_send_again(run, now)
         reaped.resent.append(run.pk)
 
 
@@ -126,16 +126,8 @@ def _reap(pk: int, now: datetime, *, alive: bool, reaped: Reaped) -> None:
         reason = (f"This shard's evaluation worker stopped answering (no heartbeat for {lease:.0f} s) on each of "
                   f"its {run.attempt} attempts, so it was given up.")
     else:
-        _resend(run, now)
+        run_services.run_send_again(run, now)
         reaped.resent.append(run.pk)
         return
     run_services.run_give_up(run_id=run.pk, reason=reason)
     reaped.failed.append(run.pk)
-
-
-def _resend(run: EvaluationRun, now: datetime) -> None:
-    run.attempt += 1
-    run.status, run.stage, run.done, run.heartbeat = SubmissionStatus.QUEUED, "", 0, None
-    run.lease_expires = now + timedelta(seconds=lease_seconds())
-    run.save(update_fields=["attempt", "status", "stage", "done", "heartbeat", "lease_expires"])
-    transaction.on_commit(lambda: run_services.evaluation_runs_send(runs=[run]))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from celery import current_app, group
@@ -11,12 +11,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from evaluation.datasets.manifest import MANIFEST_NAME
 from evaluation.messages import STARTED_STAGE, MessageError, ShardDone, ShardProgress, ShardRequest
 from evaluation.metrics import ScoreKind
 from evalworker.broker import TASK_EVALUATE_SHARD, evaluation_queue, lease_seconds, shard_attempts
 from spectra.core import pagecache
 from spectra.core.pagecache import Scope
-from spectra.core.storage import storage_url
+from spectra.core.storage import dataset_object_url, storage_url
 from spectra.submissions.models import EvaluationRun, ImageScores, Submission, SubmissionStatus
 from spectra.submissions.services.results import aggregate
 
@@ -29,7 +30,7 @@ def shard_request_build(*, run: EvaluationRun) -> ShardRequest:
         run_id=run.pk, artifact_url=storage_url(artifact.file.name), artifact_sha256=artifact.sha256,
         artifact_format=artifact.format, artifact_architecture=artifact.architecture,
         input_size=artifact.input_size, dataset_root_url=dataset.root,
-        manifest_url=dataset.manifest_url, manifest_sha256=dataset.manifest_sha256, protocol=run.protocol,
+        manifest_url=dataset_object_url(dataset.root, MANIFEST_NAME), manifest_sha256=dataset.manifest_sha256, protocol=run.protocol,
         protocol_version=run.protocol_version, config={}, split=run.split, first_row=run.first_row,
         last_row=run.last_row, attempt=run.attempt,
     )
@@ -168,6 +169,12 @@ def shard_done_record(*, outcome: ShardDone) -> None:
         return
     if _stale(run, outcome):
         return
+    if outcome.status == "failed" and outcome.retryable and run.attempt < shard_attempts():
+        log.warning("run %s attempt %s: %s", run.pk, run.attempt, outcome.error)
+        run.error = f"Attempt {run.attempt}: {outcome.error}"[:2000]
+        run.save(update_fields=["error"])
+        run_send_again(run, timezone.now())
+        return
     submission = Submission.objects.select_for_update().select_related("artifact").get(pk=run.submission_id)
     run.submission = submission
     with transaction.atomic():  # a savepoint: a failed check or aggregate leaves no partial rows
@@ -184,6 +191,15 @@ def shard_done_record(*, outcome: ShardDone) -> None:
     run.save(update_fields=["status", "done", "stage", "heartbeat", "timings", "worker", "lease_expires",
                             "isolation", "error"])
     _submission_finish(submission)
+
+
+def run_send_again(run: EvaluationRun, now: datetime) -> None:
+    """Queue ``run`` as its next attempt (fresh links, a new lease); messages of older attempts are ignored."""
+    run.attempt += 1
+    run.status, run.stage, run.done, run.heartbeat = SubmissionStatus.QUEUED, "", 0, None
+    run.lease_expires = now + timedelta(seconds=lease_seconds())
+    run.save(update_fields=["attempt", "status", "stage", "done", "heartbeat", "lease_expires"])
+    transaction.on_commit(lambda: evaluation_runs_send(runs=[run]))
 
 
 def _stale(run: EvaluationRun, outcome: ShardDone) -> bool:

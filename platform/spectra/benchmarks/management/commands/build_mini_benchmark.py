@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from spectra.benchmarks.management.publish import dataset_publish
 from spectra.benchmarks.models import Dataset
 from spectra.benchmarks.services import benchmark_upsert, dataset_register
+from spectra.benchmarks.store import dataset_has_manifest
 
 SLUG = "mini"
 VARIANTS = ("original", "biased", "unbiased")
@@ -43,7 +44,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, force: bool, seed: int, smoke: bool, **options: Any) -> None:
         current = {d.variant: d for d in Dataset.objects.filter(benchmark__slug=SLUG, is_current=True)}
-        if all(v in current and Path(current[v].root, "manifest.jsonl").is_file() for v in VARIANTS) and not force:
+        if all(v in current and dataset_has_manifest(current[v]) for v in VARIANTS) and not force:
             self.stdout.write("The mini benchmark is up to date (" + ", ".join(
                 f"{v} {current[v].manifest_sha256[:12]}" for v in VARIANTS) + "); --force rebuilds it.")
             for variant in VARIANTS:

@@ -17,6 +17,7 @@ from evaluation.errors import DatasetError
 from spectra.benchmarks.management.publish import dataset_publish
 from spectra.benchmarks.selectors import benchmark_get, dataset_current
 from spectra.benchmarks.services import dataset_register
+from spectra.benchmarks.store import dataset_local_root
 from spectra.core.errors import ApplicationError
 
 
@@ -40,7 +41,7 @@ class Command(BaseCommand):
             raise CommandError(error.message) from None
         target = out or Path(settings.SPECTRA_DATA_ROOT) / benchmark / f"unbiased-{source.manifest_sha256[:12]}-qf{qf}"
         try:
-            summary = build_unbiased(Path(source.root), target, qf=qf, seed=seed,
+            summary = build_unbiased(dataset_local_root(source), target, qf=qf, seed=seed,
                                      progress=lambda line: self.stdout.write(f"  {line}"))
         except DatasetError as error:
             raise CommandError(error.message) from None

@@ -20,13 +20,17 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from evalworker.broker import EVAL_QUEUES
+from spectra.core.env import S3_WRITE_VARIABLES
 
-# Variables the evaluation worker must never see: it runs uploaded models.
-SECRET_VARIABLES = ("DATABASE_URL", "DJANGO_SECRET_KEY", "DJANGO_SETTINGS_MODULE", "SPECTRA_HIDDEN_ID_KEY")
+# Variables the evaluation worker must never see: it runs uploaded models. It reads the store with the read-only
+# key (SPECTRA_S3_READ_*) and the links in its messages.
+SECRET_VARIABLES = ("DATABASE_URL", "DJANGO_SECRET_KEY", "DJANGO_SETTINGS_MODULE", "SPECTRA_HIDDEN_ID_KEY",
+                    *S3_WRITE_VARIABLES)
+SECRET_PREFIXES = ("PG", "AWS_")
 
 
 def evaluation_worker_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES and not k.startswith("PG")}
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES and not k.startswith(SECRET_PREFIXES)}
     env["PYTHONPATH"] = str(settings.BASE_DIR)  # the repo root only: `spectra` is not importable there
     env.setdefault("HF_HUB_OFFLINE", "1")
     return env

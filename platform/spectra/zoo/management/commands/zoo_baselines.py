@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from spectra.benchmarks.models import Benchmark
 from spectra.benchmarks.selectors import benchmark_get, dataset_current
+from spectra.benchmarks.store import dataset_local_root
 from spectra.core.errors import ApplicationError
 from spectra.submissions.models import Submission
 from spectra.zoo.models import ZooPreparation, ZooStage
@@ -50,7 +51,7 @@ class Command(BaseCommand):
             ranked = dataset_current(benchmark=target)
         except ApplicationError as error:
             raise CommandError(error.message) from None
-        size, failed = input_side(Path(ranked.root)), 0
+        size, failed = input_side(dataset_local_root(ranked)), 0
         for record in zoo_preparation_plan(dataset=ranked, entries=entry):
             pending = zoo_baseline_pending(record=record)
             if pending is not None and not force:
@@ -84,7 +85,7 @@ class Command(BaseCommand):
         from models_zoo.registry import train_model
 
         name, variant = record.entry, record.trained_on
-        root = Path(dataset_current(benchmark=benchmark, variant=variant).root)  # ApplicationError if missing
+        root = dataset_local_root(dataset_current(benchmark=benchmark, variant=variant))  # ApplicationError if missing
         self.stdout.write(f"  {record}: training at {size} px …")
         model = train_model(name, root, input_size=size, seed=record.seed)
         with tempfile.TemporaryDirectory() as folder:

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from evaluation.version import EVALUATOR_VERSION
 from spectra.benchmarks.selectors import benchmark_get, dataset_current
+from spectra.benchmarks.store import dataset_local_root
 from spectra.core.errors import ApplicationError
 from spectra.zoo.models import ZooExperiment
 from spectra.zoo.services import zoo_experiment_store
@@ -43,7 +44,7 @@ class Command(BaseCommand):
             self.stdout.write(f"The spectral few-shot curve of {dataset} is up to date; --force recomputes it.")
             return
         self.stdout.write(f"spectral profiles of {dataset} …")
-        data = _few_shot(Path(dataset.root), repeats)
+        data = _few_shot(dataset_local_root(dataset), repeats)
         zoo_experiment_store(entry="spectral", name="few-shot", dataset=dataset, data=data,
                              evaluator_version=EVALUATOR_VERSION)
         for method, curve in data["methods"].items():
@@ -57,7 +58,7 @@ class Command(BaseCommand):
             self.stdout.write(f"The triplet label-noise experiment of {dataset} is up to date; --force recomputes it.")
             return
         self.stdout.write(f"triplet embeddings on {dataset}: 3 losses × 3 noise rates, {steps} steps each …")
-        data = _triplet_noise(Path(dataset.root), steps, per_class)
+        data = _triplet_noise(dataset_local_root(dataset), steps, per_class)
         zoo_experiment_store(entry="triplet", name="label-noise", dataset=dataset, data=data,
                              evaluator_version=EVALUATOR_VERSION)
         for row in data["rows"]:
