@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ["pipeline_vs_forward.py", "pipeline_vs_naive.py", "jpeg_sweep.py", "two_workers.py"]
+SCRIPTS = ["pipeline_vs_forward.py", "pipeline_vs_naive.py", "jpeg_sweep.py", "two_workers.py", "store_throughput.py"]
 
 
 def test_the_spectral_script_prints_its_ratios() -> None:

@@ -114,6 +114,19 @@ def test_code_in_the_sandbox_sees_only_its_own_files(good: Path, mini_root: Path
     assert Path("/etc/passwd").exists() and mini_root.exists()  # control: the worker sees both
 
 
+def test_code_in_the_sandbox_sees_none_of_the_worker_s_credentials(good: Path, monkeypatch) -> None:
+    from evaluation.storage import ENDPOINT_VARIABLE, READ_KEY_VARIABLES
+
+    secrets = {name: f"secret-{index}-value" for index, name in enumerate((*READ_KEY_VARIABLES, ENDPOINT_VARIABLE,
+                                                                           "CELERY_BROKER_URL", "AWS_SECRET_ACCESS_KEY"))}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    result = _run_sandboxed("import os\nprint(sorted(os.environ.items()))\n", good)
+    seen = result.stdout
+    assert result.returncode == 0 and "PATH" in seen, result.stderr
+    assert not any(name in seen or value in seen for name, value in secrets.items()), seen
+
+
 def test_code_in_the_sandbox_reaches_no_network(good: Path) -> None:
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]

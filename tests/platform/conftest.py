@@ -27,6 +27,25 @@ def cross_generator_only(settings) -> None:
 
 
 @pytest.fixture
+def faceshq(tmp_path: Path) -> Path:
+    """A miniature Faces-HQ tree: ten 32 px JPEGs per source and one broken file."""
+    import numpy as np
+    from PIL import Image
+
+    from evaluation.datasets.faceshq import SOURCES
+
+    root = tmp_path / "Faces-HQ"
+    for k, folder in enumerate(SOURCES):
+        for n in range(10):
+            path = root / folder / "images" / f"{n:05d}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pixels = np.random.default_rng(10 * k + n).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(path, "JPEG", quality=90)
+    (root / "100KFake_10K" / "images" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    return root
+
+
+@pytest.fixture
 def send() -> Iterator[mock.MagicMock]:
     """The only mock: the function that would put the ShardRequest on the broker."""
     with mock.patch("spectra.submissions.services.runs.evaluation_runs_send", autospec=True) as patched:

@@ -4,27 +4,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
-from PIL import Image
 
 from evaluation.datasets.faceshq import SOURCES, split_of
 from evaluation.datasets.manifest import read_manifest
 from spectra.benchmarks.models import Dataset
-
-
-@pytest.fixture
-def faceshq(tmp_path: Path) -> Path:
-    root = tmp_path / "Faces-HQ"
-    for k, folder in enumerate(SOURCES):
-        for n in range(10):
-            path = root / folder / "images" / f"{n:05d}.jpg"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pixels = np.random.default_rng(10 * k + n).integers(0, 256, (32, 32, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(path, "JPEG", quality=90)
-    (root / "100KFake_10K" / "images" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
-    return root
 
 
 def test_every_source_is_a_subset_with_its_label(db, faceshq: Path) -> None:

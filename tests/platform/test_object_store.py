@@ -130,3 +130,43 @@ def test_downloads_of_a_stored_version_redirect_to_presigned_links(s3_settings, 
     ranged = urllib.request.Request(response["Location"], headers={"Range": "bytes=0-511"})
     with urllib.request.urlopen(ranged) as answer:
         assert answer.status == 206 and len(answer.read()) == 512
+
+
+def test_the_read_key_fetches_images_by_any_name_and_says_what_is_missing_or_refused(s3_settings, store: str) -> None:
+    from evaluation.errors import DatasetError, PlatformFault
+    from evaluation.storage import read_objects
+
+    names = ["plain.png", "a b+c[1]&=.jpg", "ünï/cödé~x.PNG", "%41 literal.png"]
+    for index, name in enumerate(names):
+        objectstore.client().put_object(Bucket=BUCKET, Key=f"datasets/odd/{name}", Body=bytes([index]) * 5)
+    objectstore.client().put_object(Bucket=BUCKET, Key="artifacts/model.onnx", Body=b"someone's model")
+    configure_s3(endpoint_url=store, key=READER[0], secret=READER[1])  # the evaluation worker's only key
+    try:
+        assert read_objects(f"s3://{BUCKET}/datasets/odd", names) == [bytes([i]) * 5 for i in range(len(names))]
+        with pytest.raises(DatasetError, match="datasets/odd/gone.png does not exist"):
+            read_objects(f"s3://{BUCKET}/datasets/odd", ["plain.png", "gone.png"])
+        with pytest.raises(PlatformFault, match="refused .*artifacts/model.onnx: HTTP 403"):
+            read_objects(f"s3://{BUCKET}/artifacts", ["model.onnx"])
+    finally:
+        configure_s3(endpoint_url=store, key=ADMIN[0], secret=ADMIN[1])
+
+
+def test_a_dataset_command_registers_into_the_store_with_progress_and_resumes(db, s3_settings, faceshq: Path) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    from spectra.benchmarks.models import Dataset
+
+    out = io.StringIO()
+    call_command("import_faceshq", str(faceshq), "--workers", "1", stdout=out, verbosity=0)
+    dataset = Dataset.objects.get(benchmark__slug="faces-hq")
+    assert dataset.root.startswith(f"s3://{BUCKET}/datasets/faces-hq/")
+    key = objectstore.key_of(dataset.root)
+    files = [p for p in faceshq.rglob("*") if p.is_file()]
+    assert f"{len(files)} files copied" in out.getvalue() and "0 already in place" in out.getvalue()
+    for path in files[:5]:  # each object carries the sha256 the store checked on arrival
+        head = objectstore.client().head_object(Bucket=BUCKET, Key=f"{key}/{path.relative_to(faceshq).as_posix()}")
+        assert head["Metadata"]["sha256"] == objectstore.file_sha256(path)
+    again = objectstore.upload_tree(faceshq, key, say=lambda line: None)  # an interrupted copy run again
+    assert again.copied == 0 and again.present == len(files)
