@@ -170,6 +170,28 @@ def test_a_repeated_done_message_overwrites_the_numbers_in_place(run, submission
     np.testing.assert_array_equal(scores, np.asarray(newer.scores, dtype=np.float32))
 
 
+def test_under_s3_the_scores_are_one_object_and_a_retry_replaces_it(
+        s3_settings, run, submission, test_split, django_capture_on_commit_callbacks):
+    from django.core.files.storage import default_storage
+
+    with django_capture_on_commit_callbacks(execute=True):
+        shard_done_record(outcome=done_message(run, test_split, seed=2))
+    first = ImageScores.objects.get(run=run)
+    assert first.stored.startswith(f"scores/{submission.pk}/") and bytes(first.scores) == bytes(first.row_ids) == b""
+    assert default_storage.exists(first.stored)
+    newer = done_message(run, test_split, seed=3)
+    with django_capture_on_commit_callbacks(execute=True):
+        shard_done_record(outcome=newer)
+    second = ImageScores.objects.get(run=run)
+    assert default_storage.exists(second.stored) and not default_storage.exists(first.stored)  # no orphan
+    row_ids, scores = image_scores_get(scores=second)
+    assert row_ids.tolist() == newer.row_ids
+    np.testing.assert_array_equal(scores, np.asarray(newer.scores, dtype=np.float32))
+    stored = Result.objects.get(submission=submission, subset="mean").metrics
+    expected = metrics_of(newer, test_split)["mean"]
+    assert {k: stored[k] for k in expected} == pytest.approx(expected, abs=1e-12)
+
+
 BAD_OUTCOMES = {
     "another artifact": lambda m: {"artifact_sha256": "0" * 64},
     "another manifest": lambda m: {"manifest_sha256": "f" * 64},

@@ -19,6 +19,7 @@ from evaluation.storage import ENDPOINT_VARIABLE, READ_KEY_VARIABLES
 from spectra.benchmarks.store import dataset_store
 from spectra.core import objectstore
 from spectra.core.env import S3_WRITE_VARIABLES
+from spectra.submissions.models import ImageScores
 from tests.conftest import WORKER_MEDIA_ROOT, Workers
 from tests.detector_files import write_onnx
 from tests.platform.conftest import use_store
@@ -95,5 +96,7 @@ def test_a_submission_evaluated_from_the_store_by_a_worker_without_the_disks_sco
     submission = bob.submissions.get()
     isolation = client.get(reverse("api:submission-detail", args=[submission.pk])).json()["isolation"]
     assert isolation["sandbox"] == ("process" if bubblewrap_problem() else "bubblewrap")  # nested in the worker's
+    for scores in ImageScores.objects.filter(run__submission=submission):  # the scores are in the store too
+        assert scores.stored and objectstore.client().head_object(Bucket=BUCKET, Key=scores.stored)["ContentLength"]
     stored = submission.artifact.file.name
     assert objectstore.client().head_object(Bucket=BUCKET, Key=stored)["ContentLength"] == detector.stat().st_size

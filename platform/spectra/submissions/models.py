@@ -143,9 +143,15 @@ class ImageScores(models.Model):
     count = models.PositiveIntegerField()
     conditions = models.JSONField(default=list, blank=True,
                                   help_text='The scores\' rows: one per condition ("" is clean); empty means [""].')
-    row_ids = models.BinaryField(help_text="zlib-compressed little-endian int64 manifest line numbers")
-    scores = models.BinaryField(help_text="zlib-compressed little-endian float32 scores of 'generated' (of "
-                                          "`kind`), conditions × count, row-major")
+    row_ids = models.BinaryField(blank=True, default=b"",
+                                 help_text="zlib-compressed little-endian int64 manifest line numbers (empty when "
+                                           "`stored` names an object)")
+    scores = models.BinaryField(blank=True, default=b"",
+                                help_text="zlib-compressed little-endian float32 scores of 'generated' (of `kind`), "
+                                          "conditions × count, row-major (empty when `stored` names an object)")
+    stored = models.CharField(max_length=200, blank=True, default="",
+                              help_text="Under SPECTRA_STORAGE=s3: the object in the store that holds both streams "
+                                        "(spectra.submissions.scorefiles); empty when they are in this row.")
     # Rows stored before evaluator 0.3 hold probabilities (the migration marks them); they stay recomputable.
     kind = models.CharField(max_length=20, choices=[(k.value, k.value) for k in ScoreKind], default=ScoreKind.LOGIT,
                             help_text="logit: the detector's logits; probability: the float32 probabilities "

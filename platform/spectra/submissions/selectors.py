@@ -1,16 +1,17 @@
 """Reads of submissions, their progress, results and stored scores."""
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from django.core.files.storage import default_storage
 from django.db.models import Q, QuerySet
 
 from evaluation.metrics import logits_of
 from evaluation.protocols import MEAN_SUBSET
 from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.core.errors import NotFoundError
+from spectra.submissions import scorefiles
 from spectra.submissions.models import Artifact, ImageScores, Result, Submission
 
 
@@ -100,6 +101,10 @@ def result_list(*, submission: Submission, protocol: str | None = None) -> list[
 def image_scores_get(*, scores: ImageScores) -> tuple[np.ndarray, np.ndarray]:
     """(manifest row ids, float64 logits) of a run's stored per-image scores; rows stored as probabilities
     (before evaluator 0.3) are converted in float64, which keeps their order (and their ties at 1.0)."""
-    row_ids = np.frombuffer(zlib.decompress(bytes(scores.row_ids)), dtype="<i8")
-    values = np.frombuffer(zlib.decompress(bytes(scores.scores)), dtype="<f4")
+    if scores.stored:
+        with default_storage.open(scores.stored, "rb") as handle:
+            streams = scorefiles.decode(handle.read())
+    else:
+        streams = (bytes(scores.row_ids), bytes(scores.scores))
+    row_ids, values = scorefiles.unpack(*streams)
     return row_ids, logits_of(values, scores.kind)

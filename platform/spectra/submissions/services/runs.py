@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import logging
-import zlib
 from datetime import datetime, timedelta
 
-import numpy as np
 from celery import current_app, group
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -15,9 +15,10 @@ from evaluation.datasets.manifest import MANIFEST_NAME
 from evaluation.messages import STARTED_STAGE, MessageError, ShardDone, ShardProgress, ShardRequest
 from evaluation.metrics import ScoreKind
 from evalworker.broker import TASK_EVALUATE_SHARD, evaluation_queue, lease_seconds, shard_attempts
-from spectra.core import pagecache
+from spectra.core import objectstore, pagecache
 from spectra.core.pagecache import Scope
 from spectra.core.storage import dataset_object_url, storage_url
+from spectra.submissions import scorefiles
 from spectra.submissions.models import EvaluationRun, ImageScores, Submission, SubmissionStatus
 from spectra.submissions.services.results import aggregate
 
@@ -104,14 +105,24 @@ def _check_outcome(run: EvaluationRun, outcome: ShardDone) -> None:
 
 
 def _scores_store(run: EvaluationRun, outcome: ShardDone) -> None:
-    ImageScores.objects.update_or_create(
-        run=run,
-        defaults={
-            "count": len(outcome.row_ids), "conditions": outcome.conditions, "kind": ScoreKind.LOGIT,
-            "row_ids": zlib.compress(np.asarray(outcome.row_ids, dtype="<i8").tobytes()),
-            "scores": zlib.compress(np.asarray(outcome.scores, dtype="<f4").tobytes()),
-        },
-    )
+    """The shard's scores in its ImageScores row, or, under SPECTRA_STORAGE=s3, in an object the row names.
+
+    The object is written before the row (in this transaction) names it, so a committed row never names a missing
+    object; a rolled-back transaction leaves at most an unnamed object behind. The object a retried shard
+    replaces is deleted once the new row is committed."""
+    row_ids, scores = scorefiles.compress_row_ids(outcome.row_ids), scorefiles.compress_scores(outcome.scores)
+    fields: dict[str, object] = {"row_ids": row_ids, "scores": scores, "stored": ""}
+    if objectstore.is_remote():
+        blob = scorefiles.encode(row_ids, scores)
+        name = scorefiles.object_name(run.submission_id, run.pk, blob)
+        if not default_storage.exists(name):
+            default_storage.save(name, ContentFile(blob))
+        fields = {"row_ids": b"", "scores": b"", "stored": name}
+    previous = ImageScores.objects.filter(run=run).values_list("stored", flat=True).first()
+    ImageScores.objects.update_or_create(run=run, defaults={
+        "count": len(outcome.row_ids), "conditions": outcome.conditions, "kind": ScoreKind.LOGIT, **fields})
+    if previous and previous != fields["stored"]:
+        transaction.on_commit(lambda: default_storage.delete(previous))
 
 
 CANCELLED = "cancelled"  # the stage of a shard stopped because another shard of its submission failed
