@@ -20,6 +20,8 @@ from spectra.core import objectstore
 from tests import detector_files
 from tests.seaweed import ADMIN, BUCKET, READER, s3_client
 
+pytestmark = pytest.mark.store
+
 
 def _small_tree(mini_root: Path, folder: Path, files: int = 60) -> Path:
     """A few of the mini benchmark's images in their folders, and its manifest: a version's shape, quickly sent."""

@@ -25,7 +25,7 @@ from tests.detector_files import write_onnx
 from tests.platform.conftest import use_store
 from tests.seaweed import ADMIN, BUCKET, READER
 
-pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.workers, pytest.mark.store, pytest.mark.django_db(transaction=True)]
 INPUT_SIZE = 64
 
 

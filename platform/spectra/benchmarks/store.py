@@ -39,6 +39,8 @@ def dataset_store(*, dataset: Dataset, say: Callable[[str], None]) -> Dataset:
     if not objectstore.is_remote() or not is_local(dataset.root):
         return dataset
     local, key = Path(dataset.root), dataset_key(dataset)
+    if objectstore.bucket_ensure():
+        say(f"  made the bucket {objectstore.bucket()}")
     say(f"  {dataset.variant}: copying {local} to {objectstore.object_url(key)}")
     report = objectstore.upload_tree(local, key, say=say)
     say(f"  {dataset.variant}: {report.line()}")
