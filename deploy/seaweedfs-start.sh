@@ -11,7 +11,7 @@ set -eu
 : "${SPECTRA_S3_SECRET_ACCESS_KEY:?set SPECTRA_S3_SECRET_ACCESS_KEY}"
 : "${SPECTRA_S3_READ_ACCESS_KEY_ID:?set SPECTRA_S3_READ_ACCESS_KEY_ID}"
 : "${SPECTRA_S3_READ_SECRET_ACCESS_KEY:?set SPECTRA_S3_READ_SECRET_ACCESS_KEY}"
-config="${SPECTRA_S3_CONFIG:-/tmp/spectra-s3.json}"
+config="${SPECTRA_S3_CONFIG:-$(mktemp /tmp/spectra-s3.XXXXXX)}"  # one per server: two on a machine never share
 umask 077
 cat > "$config" <<JSON
 {"identities": [
