@@ -172,3 +172,26 @@ def test_a_dataset_command_registers_into_the_store_with_progress_and_resumes(db
         assert head["Metadata"]["sha256"] == objectstore.file_sha256(path)
     again = objectstore.upload_tree(faceshq, key, say=lambda line: None)  # an interrupted copy run again
     assert again.copied == 0 and again.present == len(files)
+
+
+def _many_files(root: Path, folders: int, per_folder: int = 100) -> Path:
+    for folder in range(folders):
+        (root / f"f{folder:03d}").mkdir(parents=True)
+        for index in range(per_folder):
+            (root / f"f{folder:03d}" / f"{index:05d}.png").write_bytes(index.to_bytes(4, "little") * 256)
+    return root
+
+
+def test_an_upload_s_memory_does_not_grow_with_the_number_of_files(s3_settings, tmp_path: Path) -> None:
+    import tracemalloc
+
+    objectstore.upload_tree(_many_files(tmp_path / "warm-up", 1, 10), "datasets/memory/warm-up", say=lambda line: None)
+    peaks = {}
+    for folders in (3, 18):  # 300 and 1800 files: a million would be the same folder by folder
+        root = _many_files(tmp_path / f"tree-{folders}", folders)
+        tracemalloc.start()
+        report = objectstore.upload_tree(root, f"datasets/memory/{folders}", say=lambda line: None)
+        peaks[folders] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert report.copied == folders * 100
+    assert peaks[18] < 1.5 * peaks[3], peaks  # six times the files, not six times the memory
