@@ -12,7 +12,7 @@ from pathlib import Path
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 
 from evaluation.datasets.archives import ARCHIVE_DIR, SUMS_NAME, archive_is_current
-from evaluation.datasets.manifest import MANIFEST_NAME, read_manifest_stream
+from evaluation.datasets.manifest import read_manifest_stream
 from evaluation.errors import DatasetError
 from evaluation.storage import open_url
 from spectra.benchmarks.models import Dataset
@@ -53,20 +53,21 @@ def archive(request: HttpRequest, manifest_sha256: str, split: str) -> HttpRespo
 @read_only
 def checksums(request: HttpRequest, manifest_sha256: str) -> HttpResponse:
     dataset = _dataset(manifest_sha256)
+    missing = "No archives have been built for this dataset version yet."
+    if not dataset.archives:
+        raise Http404(missing)
     try:
-        if not dataset.archives:
-            raise DatasetError("no archives")
         with open_url(f"{dataset.root.rstrip('/')}/{ARCHIVE_DIR}/{SUMS_NAME}") as handle:
             sums = handle.read(MAX_SUMS_BYTES).decode("ascii")
     except DatasetError:
-        raise Http404("No archives have been built for this dataset version yet.") from None
+        raise Http404(missing) from None
     response = HttpResponse(sums, content_type="text/plain; charset=us-ascii")
     return as_attachment(response, SUMS_NAME)
 
 
 def _public_lines(dataset: Dataset) -> Iterator[bytes]:
     hidden = set(dataset.hidden_splits)
-    with open_url(f"{dataset.root.rstrip('/')}/{MANIFEST_NAME}") as handle:
+    with open_url(dataset.manifest_url) as handle:
         for row in read_manifest_stream(handle):
             if row.split not in hidden:
                 yield row.to_line()

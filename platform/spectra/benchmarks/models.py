@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from evaluation.datasets.manifest import MANIFEST_NAME
+
 
 class Benchmark(models.Model):
     slug = models.SlugField(unique=True)
@@ -47,7 +49,7 @@ class Dataset(models.Model):
 
     @property
     def manifest_url(self) -> str:
-        return f"{self.root.rstrip('/')}/manifest.jsonl"
+        return f"{self.root.rstrip('/')}/{MANIFEST_NAME}"
 
 
 class Subset(models.Model):

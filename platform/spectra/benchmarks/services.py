@@ -10,7 +10,6 @@ from django.db import transaction
 from evaluation.datasets.archives import ARCHIVE_DIR, build_archives
 from evaluation.datasets.audit import audit_version
 from evaluation.datasets.manifest import (
-    MANIFEST_NAME,
     manifest_sha256,
     read_manifest,
     read_manifest_stream,
@@ -67,7 +66,7 @@ def dataset_register(
 
 def dataset_audit(*, dataset: Dataset) -> dict:
     """(Re)compute and store the bias audit of ``dataset`` from its manifest, streamed."""
-    manifest = f"{dataset.root.rstrip('/')}/{MANIFEST_NAME}"
+    manifest = dataset.manifest_url
     try:
         with open_url(manifest) as handle:
             dataset.audit = audit_version(dataset.root, read_manifest_stream(handle))

@@ -30,7 +30,7 @@ def dataset_key(dataset: Dataset) -> str:
 
 def dataset_has_manifest(dataset: Dataset) -> bool:
     """Whether the version's manifest is where its root says (a local folder or the store)."""
-    return fsspec.core.url_to_fs(dataset.root)[0].exists(f"{dataset.root.rstrip('/')}/{MANIFEST_NAME}")
+    return fsspec.core.url_to_fs(dataset.manifest_url)[0].exists(dataset.manifest_url)
 
 
 def dataset_store(*, dataset: Dataset, say: Callable[[str], None]) -> Dataset:

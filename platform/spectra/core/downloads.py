@@ -15,6 +15,8 @@ from django.core.files.storage import default_storage
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
+from spectra.core import objectstore
+
 CHUNK = 1 << 20
 # A download link of a private file is handed to one person who is allowed it: it need not live long.
 DOWNLOAD_LINK_SECONDS = 15 * 60
@@ -83,8 +85,6 @@ def stored_file_response(request: HttpRequest, name: str, *, filename: str, etag
     """The default storage's file ``name`` as a download: streamed from disk, or, in the object store, a redirect
     to a short-lived presigned link (the store answers Range requests and names the file itself). The caller has
     already checked who may have it."""
-    from spectra.core import objectstore  # boto3 only when the store is S3
-
     if objectstore.is_remote():
         return HttpResponseRedirect(objectstore.presigned_link(name, download_name=filename,
                                                                seconds=DOWNLOAD_LINK_SECONDS))
