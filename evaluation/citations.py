@@ -7,3 +7,12 @@ UNMASKING_DEEPFAKES = """@article{durall2019unmasking,
   journal={arXiv preprint arXiv:1911.00686},
   year={2019}
 }"""
+
+SPECTRAL_DEFENSE = """@inproceedings{harder2021spectraldefense,
+  title={SpectralDefense: Detecting Adversarial Attacks on CNNs in the Fourier Domain},
+  author={Harder, Paula and Pfreundt, Franz-Josef and Keuper, Margret and Keuper, Janis},
+  booktitle={2021 International Joint Conference on Neural Networks (IJCNN)},
+  pages={1--8},
+  year={2021},
+  doi={10.1109/IJCNN52387.2021.9533442}
+}"""

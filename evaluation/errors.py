@@ -62,3 +62,7 @@ class StoreLinkExpired(PlatformFault):
     """A presigned link of the shard's message expired before the worker used it; the shard is sent again."""
 
     retryable = True
+
+
+class NotApplicable(EvaluationError):
+    """The detector lacks a capability the protocol needs: the protocol does not apply, which is no failure."""

@@ -14,8 +14,10 @@ from evaluation.metrics import LOGIT_LIMIT
 # Versions: 2 added ShardDone.worker, 3 ShardDone.conditions, 4 ShardRequest.artifact_architecture; in 5
 # ShardDone.scores are logits instead of probabilities and ShardDone.metrics is gone (the platform computes them);
 # 6 added the attempt to every shard message, ShardDone.isolation and WorkerAlive; 7 ShardDone.retryable (an
-# expired presigned link: the platform sends the shard again with fresh links).
-MESSAGE_VERSION = 7
+# expired presigned link: the platform sends the shard again with fresh links); 8 the status "not_applicable"
+# (the detector lacks a capability the protocol needs; ``error`` says which) and ShardDone.analysis.
+MESSAGE_VERSION = 8
+NOT_APPLICABLE = "not_applicable"
 STARTED_STAGE = "started"  # the first progress of a delivery: the platform counts deliveries by it
 
 T = TypeVar("T", bound="_Message")
@@ -82,7 +84,7 @@ class ShardDone(_Message):
     """``shard_done``: the shard's outcome. On failure, ``error`` is in plain words."""
 
     run_id: int
-    status: str  # "done" | "failed"
+    status: str  # "done" | "failed" | NOT_APPLICABLE
     evaluator_version: str
     artifact_sha256: str
     manifest_sha256: str
@@ -98,14 +100,15 @@ class ShardDone(_Message):
     attempt: int = 1
     isolation: dict[str, Any] = field(default_factory=dict)  # what isolated the detector (sandbox.launch.Isolation)
     retryable: bool = False  # a platform failure that sending the shard again can mend (errors.StoreLinkExpired)
+    analysis: dict[str, Any] = field(default_factory=dict)  # an analysis protocol's other outputs (JSON)
 
     def check(self) -> None:
         """Raise MessageError unless the scores are well formed: aligned, finite logits float32 can hold."""
-        if self.status not in {"done", "failed"}:
+        if self.status not in {"done", "failed", NOT_APPLICABLE}:
             raise MessageError(f"unknown status {self.status!r}")
-        if self.status == "failed":
+        if self.status != "done":
             if not self.error:
-                raise MessageError("a failed shard must say why")
+                raise MessageError(f"a {self.status} shard must say why")
             return
         if len(self.scores) != max(len(self.conditions), 1) * len(self.row_ids):
             raise MessageError("scores must hold one value per row id and condition")

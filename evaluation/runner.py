@@ -14,10 +14,10 @@ from evaluation.datasets.images import condition_batches, count_split, image_bat
 from evaluation.datasets.manifest import centre_crops, file_sha256, manifest_sha256
 from evaluation.detectors.formats import ArtifactFormat, artifact_architecture, sniff_artifact
 from evaluation.detectors.loading import Detector, load_detector, pick_device, probe_detector
-from evaluation.errors import DatasetError, EvaluationError, PlatformFault, UserFault
-from evaluation.messages import ShardDone, ShardProgress, ShardRequest
+from evaluation.errors import DatasetError, EvaluationError, NotApplicable, PlatformFault, UserFault
+from evaluation.messages import NOT_APPLICABLE, ShardDone, ShardProgress, ShardRequest
 from evaluation.protocols import EVALUATED_SPLIT, RANKED_PROTOCOL, get_protocol
-from evaluation.protocols.base import ProtocolResult, ShardData
+from evaluation.protocols.base import Protocol, ProtocolResult, ShardData, sample_positions
 from evaluation.storage import local_copy, shown
 from evaluation.version import EVALUATOR_VERSION
 
@@ -63,6 +63,23 @@ class DetectorSource:
         """A shard of ``request``'s detector failed by the detector's fault (nothing to remember in process)."""
 
 
+def _rows(manifest: Path, request: ShardRequest, protocol: Protocol, config: dict) -> list:
+    """The shard's rows; an analysis's evenly spaced sample of them, streamed (memory holds the sample only)."""
+    rows = rows_of_split(str(manifest), request.split, request.first_row, request.last_row)
+    if not protocol.analysis:
+        return list(rows)
+    keep = sample_positions(request.last_row - request.first_row, int(config["images"]))
+    return [row for position, row in enumerate(rows) if position in keep]
+
+
+def _check_capabilities(protocol: Protocol, detector: Detector) -> None:
+    missing = sorted(protocol.needs - detector.capabilities)
+    if missing:
+        raise NotApplicable(f"{protocol.title} needs {' and '.join(missing)}, which this {detector.format} detector "
+                            f"does not give (it gives {', '.join(sorted(detector.capabilities))}). Upload it as "
+                            "TorchScript for this analysis.")
+
+
 def _execute(request: ShardRequest, sink: ProgressSink, source: DetectorSource) -> tuple[ProtocolResult, dict, Detector]:
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -75,12 +92,13 @@ def _execute(request: ShardRequest, sink: ProgressSink, source: DetectorSource) 
     # Each object is fetched once (a presigned link may be used only until it expires) and verified locally.
     with local_copy(request.manifest_url) as manifest:
         _verify(manifest, request.manifest_sha256, "manifest", request.manifest_url)
-        rows = list(rows_of_split(str(manifest), request.split, request.first_row, request.last_row))
+        rows = _rows(manifest, request, protocol, config)
     throttle = _Throttle(request, sink, len(rows))
     throttle(0, "loading", force=True)
     with local_copy(request.artifact_url) as path:
         _verify(path, request.artifact_sha256, "artifact", request.artifact_url)
         detector = source.open(request, path)
+    _check_capabilities(protocol, detector)
     timings["load_s"] = time.perf_counter() - started
     loading = dict(root_url=request.dataset_root_url, size=request.input_size, batch_size=int(config["batch_size"]),
                    crops=centre_crops(request.dataset_root_url), pin_memory=detector.device.type == "cuda")
@@ -100,6 +118,8 @@ def run_shard(request: ShardRequest, sink: ProgressSink, source: DetectorSource 
     source = source or DetectorSource()
     try:
         result, timings, detector = _execute(request, sink, source)
+    except NotApplicable as error:
+        return shard_done(request, status=NOT_APPLICABLE, error=error.message)
     except UserFault as error:
         source.failed(request, error)
         return shard_done(request, status="failed", error=error.message, error_kind="user")
@@ -108,7 +128,8 @@ def run_shard(request: ShardRequest, sink: ProgressSink, source: DetectorSource 
         return shard_done(request, status="failed", error=error.message, error_kind="platform",
                           retryable=error.retryable)
     return shard_done(request, status="done", row_ids=result.row_ids, scores=result.scores,
-                      conditions=result.conditions, timings=timings, isolation=dict(detector.isolation))
+                      conditions=result.conditions, timings=timings, isolation=dict(detector.isolation),
+                      analysis=result.analysis)
 
 
 def shard_done(request: ShardRequest, **outcome: object) -> ShardDone:

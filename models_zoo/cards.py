@@ -1,7 +1,7 @@
 """Every zoo entry's card. Torch-free: the web side lists these without importing any builder."""
 from __future__ import annotations
 
-from evaluation.citations import UNMASKING_DEEPFAKES
+from evaluation.citations import SPECTRAL_DEFENSE, UNMASKING_DEEPFAKES
 from models_zoo.registry import Card, Reported, add_card
 
 # The spectral profiles' numbers: 2 = grey read from files as cv2.imread(path, 0) does and libpng's grey in the
@@ -280,4 +280,44 @@ add_card(Card(
         "the size it is scored at. State dict = torchvision's swin_t names under 'net.' with the head moved to 'head'.",
     ),
     **_CLASSIFIER_COMMON,
+))
+add_card(Card(
+    name="spectral-defense", title="SpectralDefense: adversarial images detected by their Fourier spectrum",
+    kind="analysis",
+    paper="SpectralDefense: Detecting Adversarial Attacks on CNNs in the Fourier Domain",
+    authors="Paula Harder, Franz-Josef Pfreundt, Margret Keuper, Janis Keuper", year=2021, arxiv="2103.03000",
+    bibtex=SPECTRAL_DEFENSE,
+    licence="Reference code: paulaharder/SpectralAdversarialDefense; this implementation: the project's.",
+    input_contract="Pairs of N×3×S×S images in [0, 1]: correctly classified clean images and their successful "
+                   "adversarial twins.",
+    preprocessing="InputMFS = |np.fft.fft2| and InputPFS = |angle(np.fft.fft2)| over the last two axes of the "
+                  "un-normalised image, flattened (3·S² values); no fftshift, no log, no scaling.",
+    builder="models_zoo.spectral_defense:build_spectral_defense",
+    reported=(
+        Reported("InputMFS detects FGSM, BIM and PGD on CIFAR-10 VGG-16 'successfully'", "(no number retrievable)",
+                 "[abs]"),
+        Reported("LayerPFS beats LID and Mahalanobis detectors on five attacks", "(tables not retrievable)", "[abs]"),
+    ),
+    choices=(
+        "Used by the adversarial protocol on every submission that asks for it: the detector is fitted on that "
+        "submission's own pairs (the authors fit one per network and attack), so its AUC says how visible that "
+        "detector's attacks are in the spectrum.",
+        "Split as the authors' detect_adversarials.py: train_test_split(test_size=0.2, random_state=42) of the clean "
+        "and of the adversarial features separately (the same permutation keeps pairs together), then 80/20 again: "
+        "64/16/20; numbers on the 20 %.",
+        "LogisticRegression() with scikit-learn's defaults (L2, C = 1, lbfgs, 100 iterations) on unscaled features, "
+        "as the authors; whether it converged is stored with the run.",
+        "Attacks (foolbox 3.3.4; the paper used 3.2.1 with the same defaults): FGSM, BIM (10 steps), PGD (40 steps, "
+        "random start) at ε = 0.03, DeepFool (50 steps, overshoot 0.02, 2 candidates: the detector's two classes) "
+        "and C&W (9 binary-search steps, 1000 steps). At mini scale the iterative attacks run a quarter of their "
+        "steps and C&W 50 (evaluation.protocols.adversarial.DEFAULT_CONFIG; FULL_SCALE is the paper's).",
+        "A detector is a two-class model here with logits [−z/2, z/2] for its logit z: the cross-entropy is the "
+        "binary cross-entropy of z and the decision is z > 0.",
+        "LayerMFS / LayerPFS (spectra of the VGG feature maps at modules 9, 16, 22, 29, 36, 42) are not computed: "
+        "uploads are any architecture, and features(x) returns one flat vector. The LID and Mahalanobis baselines "
+        "are not built.",
+        "Fewer than 5 pairs for an attack (a detector it rarely fools) leave that attack without a SpectralDefense "
+        "number, with the reason stored.",
+    ),
+    tags=("adversarial", "fourier"),
 ))

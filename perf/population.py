@@ -27,7 +27,7 @@ from django.urls import reverse
 from evaluation.datasets.manifest import LABEL_GENERATED, LABEL_REAL, SPLITS, ManifestRow, read_manifest, write_manifest
 from evaluation.datasets.mini import MINI_GENERATORS
 from evaluation.metrics import ScoreKind
-from evaluation.protocols import Protocol, get_protocol, list_protocols
+from evaluation.protocols import Protocol, get_protocol, list_analyses, list_protocols
 from evaluation.summary import Summary, summary_from_scores
 from evaluation.version import EVALUATOR_VERSION
 from spectra.benchmarks.models import Benchmark, Dataset
@@ -57,7 +57,7 @@ class BenchmarkPlan:
 class Plan:
     benchmarks: tuple[BenchmarkPlan, ...]
     users: int
-    protocols: tuple[str, ...] = tuple(list_protocols())
+    protocols: tuple[str, ...] = tuple(p for p in list_protocols() if p not in list_analyses())  # what every entry runs
 
 
 GENIMAGE_LIKE = ("adm", "biggan", "glide", "midjourney", "sd14", "sd15", "vqdm", "wukong")

@@ -116,14 +116,19 @@ def _script(module: nn.Module) -> torch.jit.ScriptModule:
         return torch.jit.script(module.eval())
 
 
-def write_torchscript(path: Path | str, *, seed: int = 0, output: Output = "logit") -> Path:
-    """``torch.jit.save`` of a scripted :class:`TinyDetector`."""
+def save_scripted(module: nn.Module, path: Path | str) -> Path:
+    """``torch.jit.save`` of ``module`` scripted in eval mode, as an upload would be made."""
     path = Path(path)
-    scripted = _script(TinyDetector(seed, output))
+    scripted = _script(module)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.jit.save(scripted, str(path))
     return path
+
+
+def write_torchscript(path: Path | str, *, seed: int = 0, output: Output = "logit") -> Path:
+    """``torch.jit.save`` of a scripted :class:`TinyDetector`."""
+    return save_scripted(TinyDetector(seed, output), path)
 
 
 def write_bad_torchscript(path: Path | str, kind: Literal["nan", "three", "fixed_size"], *,

@@ -19,6 +19,13 @@ def test_the_spectral_script_prints_its_ratios() -> None:
     assert done.stdout.count("ratio") == 3
 
 
+def test_the_landscape_script_prints_its_ratios() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "perf" / "landscape_grid.py"), "--images", "4", "--size", "32",
+                           "--grid", "3"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("ratio") == 4
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_the_script_prints_a_ratio(script: str, mini_root: Path) -> None:
     done = subprocess.run(

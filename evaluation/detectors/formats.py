@@ -25,6 +25,9 @@ class ArtifactFormat(StrEnum):
     SAFETENSORS = "safetensors"  # a state dict for a zoo architecture named with the upload
 
 
+# Formats whose loaded detector is a torch module, so protocols can take gradients through it (ONNX gives outputs).
+DIFFERENTIABLE_FORMATS = frozenset({ArtifactFormat.TORCHSCRIPT, ArtifactFormat.SAFETENSORS})
+
 # How forms and the API title each format.
 FORMAT_TITLES = {ArtifactFormat.TORCHSCRIPT: "TorchScript", ArtifactFormat.ONNX: "ONNX",
                  ArtifactFormat.SAFETENSORS: "safetensors + zoo architecture"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy
@@ -81,7 +82,8 @@ class Detector(ABC):
         return logits_from_output(raw, n)
 
     def features(self, batch: torch.Tensor) -> numpy.ndarray:
-        """The model's ``features(x)`` for each image, flattened: float32, shape (N, D)."""
+        """The model's ``features(x)`` for each image as the model shapes them: float32, (N, D) vectors or
+        (N, C, H, W) feature maps (callers that need vectors reshape to (N, -1))."""
         raise DetectorCapabilityError(f"This {self.format} detector has no features(x) method, which this "
                                       "protocol needs: export a TorchScript module that defines one.")
 
@@ -89,6 +91,24 @@ class Detector(ABC):
         """Each image's logit (float64, (N,)) and its gradient with respect to that image (float32, N×3×S×S)."""
         raise DetectorCapabilityError(f"A {self.format} detector gives no gradients, which this protocol needs: "
                                       "upload it as TorchScript.")
+
+    def weight_count(self) -> int:
+        """How many weights the weight-space analyses move (evaluation.landscape.named_weights)."""
+        raise self._no_weights()
+
+    def grid_logits(self, batch: torch.Tensor, points: list[tuple[float, float]], seed: int,
+                    normalisation: str) -> numpy.ndarray:
+        """Logits of ``batch`` at θ + x·d₁ + y·d₂ for each (x, y), two seeded random directions (float64, G×N)."""
+        raise self._no_weights()
+
+    def hessian_vector(self, batch: torch.Tensor, first: numpy.ndarray, second: numpy.ndarray,
+                       vector: numpy.ndarray) -> numpy.ndarray:
+        """The loss's Hessian times ``vector`` given each image's ℓ' and ℓ'' (float32, one value per weight)."""
+        raise self._no_weights()
+
+    def _no_weights(self) -> DetectorCapabilityError:
+        return DetectorCapabilityError(f"A {self.format} detector exposes no weights, which this protocol needs: "
+                                       "upload it as TorchScript or as safetensors for a zoo architecture.")
 
 
 class TorchModuleDetector(Detector):
@@ -123,7 +143,7 @@ class TorchModuleDetector(Detector):
         if not isinstance(output, torch.Tensor) or not output.is_floating_point() or output.ndim < 2 or len(output) != n:
             raise DetectorOutputError(f"The detector's features(x) must return one float tensor with a row per image "
                                       f"({n} here), not {_describe_value(output)}.")
-        values = output.detach().to("cpu", torch.float32).flatten(1).numpy()
+        values = output.detach().to("cpu", torch.float32).numpy()
         if not numpy.isfinite(values).all():
             raise DetectorOutputError("The detector's features(x) returned non-finite values (NaN or infinity).")
         return values
@@ -141,6 +161,37 @@ class TorchModuleDetector(Detector):
             logits = logits_from_output(output.detach().to("cpu", torch.float64).numpy(), n)
             (gradient,) = torch.autograd.grad(select_logit(output, n).sum(), images)
         return logits, gradient.detach().to("cpu", torch.float32).numpy()
+
+
+    def _logit_of(self, n: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda output: select_logit(output, n).reshape(n)
+
+    def weight_count(self) -> int:
+        from evaluation.landscape import weight_count
+
+        return weight_count(self.module)
+
+    def grid_logits(self, batch: torch.Tensor, points: list[tuple[float, float]], seed: int,
+                    normalisation: str) -> numpy.ndarray:
+        from evaluation.landscape import grid_logits, random_directions
+
+        n = _check_batch(batch, self.input_size)
+        directions = random_directions(self.module, seed, normalisation)
+        values = grid_logits(self.module, self._logit_of(n), batch.to(self.device, torch.float32), directions, points)
+        return values.cpu().numpy()
+
+    def hessian_vector(self, batch: torch.Tensor, first: numpy.ndarray, second: numpy.ndarray,
+                       vector: numpy.ndarray) -> numpy.ndarray:
+        from evaluation.landscape import hessian_vector
+
+        n = _check_batch(batch, self.input_size)
+
+        def tensor(values: numpy.ndarray) -> torch.Tensor:
+            return torch.as_tensor(numpy.asarray(values, dtype=numpy.float32), device=self.device)
+
+        product = hessian_vector(self.module, self._logit_of(n), batch.to(self.device, torch.float32), tensor(first),
+                                 tensor(second), tensor(vector))
+        return product.cpu().numpy()
 
 
 class OnnxDetector(Detector):

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 from evaluation.metrics import MEAN_ACCURACY
-from evaluation.protocols import cross_generator as cross_generator  # (registers itself)
+from evaluation.protocols import adversarial as adversarial  # (registers itself, as each protocol module does)
+from evaluation.protocols import cross_generator as cross_generator
+from evaluation.protocols import landscape as landscape
 from evaluation.protocols import robustness as robustness  # noqa: F401  (registers jpeg- and resize-robustness)
 from evaluation.protocols.base import EVALUATED_SPLIT as EVALUATED_SPLIT
 from evaluation.protocols.base import VALIDATION_SPLIT as VALIDATION_SPLIT
@@ -13,6 +15,7 @@ from evaluation.protocols.base import Protocol as Protocol
 from evaluation.protocols.base import ProtocolResult as ProtocolResult
 from evaluation.protocols.base import UnknownProtocolError as UnknownProtocolError
 from evaluation.protocols.base import get_protocol as get_protocol
+from evaluation.protocols.base import list_analyses as list_analyses
 from evaluation.protocols.base import list_protocols as list_protocols
 from evaluation.protocols.base import register as register
 from evaluation.protocols.cross_generator import MEAN_SUBSET as MEAN_SUBSET

@@ -48,6 +48,8 @@ class ProtocolResult:
     row_ids: list[int] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)  # condition-major: len(conditions or [""]) × len(row_ids)
     conditions: list[str] = field(default_factory=list)  # empty: one clean condition
+    # An analysis protocol's other outputs, JSON-able: what the platform's ``summarise_analysis`` reads.
+    analysis: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,26 @@ class Protocol:
     # carried threshold: "val"); a fitting split the dataset lacks, or that the platform skips, is left out.
     splits: tuple[str, ...] = (EVALUATED_SPLIT,)
     every_version: bool = True  # scored on every dataset version, or on the ranked one only
+    # An analysis runs only when the submitter asks for it, as one shard over an evenly spaced sample of the
+    # ranked version's test images (``config["images"]`` of them, see ``sample_positions``).
+    analysis: bool = False
+    # Whether a detector without gradients is attacked through a zoo surrogate's (the platform sends its weights
+    # as ``config["surrogate"]``, with ``config["mode"] = "transfer"``) instead of being "not applicable".
+    transfer_surrogate: bool = False
+    # (the run's ``analysis`` output, config) -> key ("subset/condition") -> metric -> value: numbers that the
+    # worker's per-image logits cannot give (e.g. a detector fitted on features), computed from its outputs.
+    summarise_analysis: Callable[[dict[str, Any], dict[str, Any]], dict[str, dict[str, float | None]]] | None = None
 
     @property
     def fitting_splits(self) -> tuple[str, ...]:
         return self.splits[1:]
+
+
+def sample_positions(total: int, images: int) -> range:
+    """Which of a split's ``total`` rows (positions 0..total-1) an analysis scores: at most ``images`` of them,
+    evenly spaced, so every generator's images are in the sample whatever the manifest's order."""
+    stride = max(1, -(-total // max(images, 1)))
+    return range(0, total, stride)
 
 
 _REGISTRY: dict[str, Protocol] = {}
@@ -85,6 +103,11 @@ def register(protocol: Protocol) -> Protocol:
 
 def list_protocols() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def list_analyses() -> list[str]:
+    """The protocols a submitter chooses to run (the others always run)."""
+    return [name for name in list_protocols() if _REGISTRY[name].analysis]
 
 
 def get_protocol(name: str) -> Protocol:

@@ -88,7 +88,34 @@ def _gradients(detector: Any, header: dict[str, Any], payload: bytearray) -> tup
     return {"ok": True, "shape": list(gradients.shape)}, body
 
 
-_ANALYSIS_OPS = {"features": _features, "gradients": _gradients}
+def _weights(detector: Any, header: dict[str, Any], payload: bytearray) -> tuple[dict[str, Any], bytes]:
+    return {"ok": True, "count": int(detector.weight_count())}, b""
+
+
+def _grid(detector: Any, header: dict[str, Any], payload: bytearray) -> tuple[dict[str, Any], bytes]:
+    """Logits at each grid point (float64, G×N) for the batch, on two directions the child draws from the seed."""
+    points = [(float(x), float(y)) for x, y in header["points"]]
+    batch = _batch(header, payload)
+    values = _model_call(lambda b: detector.grid_logits(b, points, int(header["seed"]), str(header["normalisation"])),
+                         batch, "evaluating the loss surface on")
+    out = np.ascontiguousarray(values, dtype="<f8")
+    return {"ok": True, "shape": list(out.shape)}, out.tobytes()
+
+
+def _hvp(detector: Any, header: dict[str, Any], payload: bytearray) -> tuple[dict[str, Any], bytes]:
+    """H v: the payload is the batch, then ℓ' and ℓ'' per image, then v (all float32)."""
+    shape = [int(d) for d in header["shape"]]
+    n, pixels = shape[0], int(np.prod(shape))
+    values = np.frombuffer(payload, dtype="<f4")
+    batch = _batch(header, payload[:4 * pixels])
+    first, second, vector = values[pixels:pixels + n], values[pixels + n:pixels + 2 * n], values[pixels + 2 * n:]
+    product = _model_call(lambda b: detector.hessian_vector(b, first, second, vector), batch,
+                          "computing a Hessian-vector product on")
+    out = np.ascontiguousarray(product, dtype="<f4")
+    return {"ok": True, "shape": list(out.shape)}, out.tobytes()
+
+
+_ANALYSIS_OPS = {"features": _features, "gradients": _gradients, "weights": _weights, "grid": _grid, "hvp": _hvp}
 
 
 def serve(requests: int, replies: int) -> None:

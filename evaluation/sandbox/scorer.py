@@ -165,6 +165,7 @@ class SandboxedDetector(Detector):
         self.capabilities = frozenset(str(c) for c in header.get("capabilities", ["outputs"]))
         self.isolation = process.isolation.to_dict()
         self._seconds_per_image: float | None = None  # set by the first batch, the probe
+        self.tainted = False  # it has been sent what reveals labels (a loss's derivatives): never reused
 
     def raw_output(self, batch: torch.Tensor) -> np.ndarray:
         n = int(batch.shape[0])
@@ -180,15 +181,19 @@ class SandboxedDetector(Detector):
             self._seconds_per_image = (time.monotonic() - started) / max(n, 1)
         return self._decode(header, payload, n)
 
-    def _analysis_call(self, op: str, batch: torch.Tensor, *, max_payload: int) -> tuple[dict[str, Any], bytearray]:
-        """An analysis request (features, gradients): a batch's budget times ``ANALYSIS_COST``, or the probe's
-        budget before any batch was scored."""
+    def _analysis_call(self, op: str, batch: torch.Tensor, *, max_payload: int, cost: float = 1.0,
+                       extra: dict[str, Any] | None = None,
+                       tail: np.ndarray | None = None) -> tuple[dict[str, Any], bytearray]:
+        """An analysis request (features, gradients, grid, hvp): a batch's budget times ``ANALYSIS_COST`` and
+        ``cost`` (forward passes per image), or the probe's budget before any batch was scored; ``tail`` is sent
+        after the batch."""
         n = int(batch.shape[0])
         per_image = self._seconds_per_image
-        budget = (self.limits.probe_seconds if per_image is None
-                  else self.limits.batch_seconds(per_image * ANALYSIS_COST, n))
+        budget = (self.limits.probe_seconds * cost if per_image is None
+                  else self.limits.batch_seconds(per_image * ANALYSIS_COST * cost, n))
         array = batch.detach().to("cpu", torch.float32).contiguous().numpy()
-        header, payload = self.process.call({"op": op, "shape": list(array.shape)}, memoryview(array).cast("B"),
+        body = memoryview(array).cast("B") if tail is None else array.tobytes() + np.ascontiguousarray(tail).tobytes()
+        header, payload = self.process.call({"op": op, "shape": list(array.shape), **(extra or {})}, body,
                                             budget=budget, doing=f"computing {op} of {n} images",
                                             max_payload=max_payload)
         if not header.get("ok"):
@@ -201,7 +206,7 @@ class SandboxedDetector(Detector):
         n = int(batch.shape[0])
         header, payload = self._analysis_call("features", batch, max_payload=4 * MAX_FEATURES_PER_IMAGE * max(n, 1))
         shape = tuple(int(d) for d in header.get("shape", ()))
-        if len(shape) != 2 or shape[0] != n or shape[1] * n * 4 != len(payload):
+        if len(shape) < 2 or shape[0] != n or int(np.prod(shape, dtype=np.int64)) * 4 != len(payload):
             raise DetectorOutputError(f"The detector's features(x) came back as shape {shape} for {n} images.")
         return np.frombuffer(payload, dtype="<f4").reshape(shape)
 
@@ -216,6 +221,41 @@ class SandboxedDetector(Detector):
                                       f"batch of shape {tuple(batch.shape)}.")
         logits = np.frombuffer(payload, dtype="<f8", count=n)
         return logits, np.frombuffer(payload, dtype="<f4", offset=8 * n).reshape(batch.shape)
+
+    def weight_count(self) -> int:
+        if "weights" not in self.capabilities:
+            return super().weight_count()
+        header, _ = self.process.call({"op": "weights"}, budget=self.limits.probe_seconds, doing="counting its weights")
+        if not header.get("ok"):
+            raise _answer_error(header, loading=False)
+        return int(header["count"])
+
+    def grid_logits(self, batch: torch.Tensor, points: list[tuple[float, float]], seed: int,
+                    normalisation: str) -> np.ndarray:
+        if "weights" not in self.capabilities:
+            return super().grid_logits(batch, points, seed, normalisation)
+        n = int(batch.shape[0])
+        header, payload = self._analysis_call(
+            "grid", batch, max_payload=8 * n * len(points), cost=len(points),
+            extra={"points": [list(p) for p in points], "seed": seed, "normalisation": normalisation})
+        if tuple(header.get("shape", ())) != (len(points), n) or len(payload) != 8 * n * len(points):
+            raise DetectorOutputError(f"The loss surface came back as shape {header.get('shape')} for "
+                                      f"{len(points)} points and {n} images.")
+        return np.frombuffer(payload, dtype="<f8").reshape(len(points), n)
+
+    def hessian_vector(self, batch: torch.Tensor, first: np.ndarray, second: np.ndarray,
+                       vector: np.ndarray) -> np.ndarray:
+        """The request carries each image's loss derivatives, from which its label can be inferred: the child
+        is marked so that the cache never scores with it again (``tainted``)."""
+        if "weights" not in self.capabilities:
+            return super().hessian_vector(batch, first, second, vector)
+        self.tainted = True
+        extra = np.concatenate([np.asarray(first, "<f4"), np.asarray(second, "<f4"), np.asarray(vector, "<f4")])
+        header, payload = self._analysis_call("hvp", batch, max_payload=4 * len(vector), cost=4, tail=extra)
+        if tuple(header.get("shape", ())) != (len(vector),) or len(payload) != 4 * len(vector):
+            raise DetectorOutputError(f"The Hessian-vector product came back as shape {header.get('shape')} for "
+                                      f"{len(vector)} weights.")
+        return np.frombuffer(payload, dtype="<f4").copy()
 
     def _decode(self, header: dict[str, Any], payload: bytearray, n: int) -> np.ndarray:
         if not header.get("ok"):
@@ -264,8 +304,9 @@ class ScorerCache(DetectorSource):
         if key in self._failed:
             earlier = self._failed[key]
             raise type(earlier)(f"{earlier.message} (This detector failed the same way on an earlier shard.)")
-        if self._current is not None and self._current[0] == key and self._current[1].process.alive:
-            return self._current[1]
+        current = self._current
+        if current is not None and current[0] == key and current[1].process.alive and not current[1].tainted:
+            return current[1]
         self.close()
         process = ScorerProcess(model, cuda=device.type == "cuda", limits=self.limits, wire=self.wire)
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
-from evaluation.protocols import list_protocols
+from evaluation.protocols import list_analyses, list_protocols
 from evaluation.storage import configure_s3
 from evalworker.broker import celery_config
 from spectra.core.env import (
@@ -21,6 +21,7 @@ from spectra.core.env import (
     env_bool,
     env_choice,
     env_int,
+    env_json_object,
     env_list,
     env_path,
     env_str,
@@ -188,9 +189,15 @@ WHITENOISE_USE_FINDERS = True
 
 # Uploads above this many bytes are refused before they are stored (and streamed to disk meanwhile).
 SPECTRA_MAX_UPLOAD_BYTES = env_int("SPECTRA_MAX_UPLOAD_MB", 512) * 1024 * 1024
-# Protocols every submission is evaluated with (cross-generator on every dataset version, the others on the ranked one).
-SPECTRA_PROTOCOLS = env_list("SPECTRA_PROTOCOLS", list_protocols())  # every registered protocol
+# Protocols every submission is evaluated with (cross-generator on every dataset version, the others on the ranked one);
+# the analyses (evaluation.protocols.list_analyses) run only when a submitter asks for them.
+SPECTRA_PROTOCOLS = env_list("SPECTRA_PROTOCOLS", [p for p in list_protocols() if p not in list_analyses()])
 # Score the validation split too, and report accuracies at a threshold fitted there and carried to every test subset.
+# Per analysis, settings over its defaults (e.g. the paper's scale on a GPU deployment: '{"adversarial": {"images":
+# 1000, "steps_scale": 1, "cw_steps": 1000}}'); each run stores the settings it ran with.
+SPECTRA_ANALYSIS_CONFIG = env_json_object("SPECTRA_ANALYSIS_CONFIG", {})
+# The zoo entry whose newest trained row is the surrogate of transfer attacks on detectors without gradients (ONNX).
+SPECTRA_TRANSFER_SURROGATE = env_str("SPECTRA_TRANSFER_SURROGATE", "resnet50")
 SPECTRA_CARRY_THRESHOLD = env_bool("SPECTRA_CARRY_THRESHOLD", True)
 SPECTRA_SHARD_IMAGES = max(env_int("SPECTRA_SHARD_IMAGES", 2000), 1)  # images per evaluation shard
 SPECTRA_BOOTSTRAP_RESAMPLES = max(env_int("SPECTRA_BOOTSTRAP_RESAMPLES", 1000), 1000)  # never fewer than 1000

@@ -15,7 +15,7 @@ from evaluation.runner import run_shard
 from evaluation.summary import summary_from_scores
 from tests import detector_files
 from tests.detector_files import reference_scores, write_pickled_checkpoint, write_torchscript
-from tests.reference import expected_metrics, load_images, split_rows
+from tests.reference import expected_metrics, json_rows, load_images, split_rows
 
 SIZE = 64
 
@@ -145,3 +145,32 @@ def test_logits_from_minus_to_plus_60_give_scikit_learns_ap_and_roc_auc_where_pr
     assert ap_error > 1e-4 and auc_error > 1e-5, (ap_error, auc_error)
     # ... while the accuracies at probability 0.5 (logit 0) are the same either way.
     assert all(old[s]["acc_mean"] == stored[s]["acc_mean"] for s in exact)
+
+
+def test_a_protocol_needing_a_capability_the_detector_lacks_is_not_applicable_and_an_analysis_samples(
+        mini_root: Path, tmp_path: Path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from evaluation.protocols import base
+    from evaluation.protocols.base import sample_positions
+
+    seen: list[int] = []
+
+    def run(detector, data, config, progress):  # records which rows it was given
+        seen.extend(r.row_id for r in data.rows)
+        return get_protocol("cross-generator").run(detector, data, config, progress)
+
+    analysis = replace(get_protocol("cross-generator"), name="test-weights", needs=frozenset({"outputs", "weights"}),
+                       analysis=True, run=run, default_config={"batch_size": 8, "threshold": 0.0, "images": 10})
+    monkeypatch.setitem(base._REGISTRY, analysis.name, analysis)
+    onnx = detector_files.write_onnx(tmp_path / "d.onnx", seed=1, input_size=SIZE)
+    done = run_shard(_request(mini_root, onnx, fmt="onnx", protocol="test-weights", protocol_version=analysis.version),
+                     lambda p: None)
+    assert done.status == "not_applicable" and "needs weights" in done.error and not done.row_ids
+    assert ShardDone.from_dict(done.to_dict()).status == "not_applicable"
+    done = run_shard(_request(mini_root, write_torchscript(tmp_path / "d.pt", seed=1), protocol="test-weights",
+                              protocol_version=analysis.version), lambda p: None)
+    total = len(split_rows(mini_root))
+    test_lines = [i for i, r in enumerate(json_rows(mini_root)) if r["split"] == "test"]
+    assert done.status == "done" and seen == [test_lines[i] for i in sample_positions(total, 10)]
+    assert len(seen) == len(sample_positions(total, 10)) <= 10

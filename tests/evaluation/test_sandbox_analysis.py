@@ -3,7 +3,6 @@ each image's logit with respect to that image, checked against a closed form and
 image at a time. The child gets the batch only (labels never: a protocol's loss is applied on the trusted side)."""
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +13,13 @@ from torch import nn
 from evaluation.detectors.formats import ArtifactFormat
 from evaluation.detectors.loading import load_detector
 from evaluation.errors import DetectorCapabilityError, DetectorOutputError
-from evaluation.sandbox.launch import ScorerLimits, bubblewrap_problem, require_sandbox
 from evaluation.sandbox.scorer import ScorerCache
-from tests.detector_files import TinyDetector, write_onnx
+from tests.detector_files import TinyDetector, save_scripted, write_onnx
+from tests.evaluation.conftest import needs_sandbox
 
 SIZE = 32
-LIMITS = ScorerLimits(probe_seconds=20, min_batch_seconds=10, batch_factor=5, memory_mb=4096, processes=64)
 
-pytestmark = pytest.mark.skipif(bool(bubblewrap_problem()) and not require_sandbox(),
-                                reason=f"no sandbox here: {bubblewrap_problem()}")
+pytestmark = needs_sandbox
 
 
 class LinearDetector(nn.Module):
@@ -42,18 +39,6 @@ class BrokenFeatures(LinearDetector):
         return x.reshape(7, -1, 5)  # fails for any batch this test sends
 
 
-def _save(module: nn.Module, path: Path) -> Path:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.jit.save(torch.jit.script(module.eval()), str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
-def scorers() -> ScorerCache:
-    cache = ScorerCache(LIMITS, wire=["models_zoo.registry"])
-    yield cache
-    cache.close()
 
 
 def _sandboxed(cache: ScorerCache, path: Path, fmt: ArtifactFormat = ArtifactFormat.TORCHSCRIPT):
@@ -68,7 +53,7 @@ def _images(n: int, seed: int) -> torch.Tensor:
 
 def test_the_gradient_of_a_linear_detector_is_its_weight(scorers: ScorerCache, tmp_path: Path) -> None:
     module = LinearDetector()
-    detector = _sandboxed(scorers, _save(module, tmp_path / "linear.pt"))
+    detector = _sandboxed(scorers, save_scripted(module, tmp_path / "linear.pt"))
     images = _images(4, seed=1)
     logits, gradients = detector.logit_gradients(images)
     np.testing.assert_allclose(logits, (images * module.w).flatten(1).sum(1).double().detach() + 0.25, rtol=1e-5)
@@ -78,7 +63,7 @@ def test_the_gradient_of_a_linear_detector_is_its_weight(scorers: ScorerCache, t
 @pytest.mark.parametrize("output", ["logit", "two"])
 def test_gradients_match_eager_autograd_one_image_at_a_time(scorers: ScorerCache, tmp_path: Path, output: str) -> None:
     module = TinyDetector(seed=5, output=output).eval()
-    detector = _sandboxed(scorers, _save(module, tmp_path / f"tiny-{output}.pt"))
+    detector = _sandboxed(scorers, save_scripted(module, tmp_path / f"tiny-{output}.pt"))
     images = _images(3, seed=2)
     logits, gradients = detector.logit_gradients(images)
     for i in range(3):
@@ -93,7 +78,7 @@ def test_gradients_match_eager_autograd_one_image_at_a_time(scorers: ScorerCache
 
 def test_features_equal_the_modules_own(scorers: ScorerCache, tmp_path: Path) -> None:
     module = TinyDetector(seed=4).eval()  # its features: the pooled activations, N×16
-    detector = _sandboxed(scorers, _save(module, tmp_path / "features.pt"))
+    detector = _sandboxed(scorers, save_scripted(module, tmp_path / "features.pt"))
     assert "features" in detector.capabilities
     images = _images(6, seed=3)
     with torch.no_grad():
@@ -102,7 +87,7 @@ def test_features_equal_the_modules_own(scorers: ScorerCache, tmp_path: Path) ->
 
 
 def test_a_failing_features_method_is_the_models_fault_in_plain_words(scorers: ScorerCache, tmp_path: Path) -> None:
-    detector = _sandboxed(scorers, _save(BrokenFeatures(), tmp_path / "broken.pt"))
+    detector = _sandboxed(scorers, save_scripted(BrokenFeatures(), tmp_path / "broken.pt"))
     with pytest.raises(DetectorOutputError, match="failed computing the features of a batch of 4 images"):
         detector.features(_images(4, seed=4))
     assert detector.scores(_images(2, seed=5)).shape == (2,)  # the same child still scores
@@ -110,7 +95,7 @@ def test_a_failing_features_method_is_the_models_fault_in_plain_words(scorers: S
 
 def test_a_module_without_features_and_an_onnx_file_say_what_the_protocol_needs(scorers: ScorerCache,
                                                                                  tmp_path: Path) -> None:
-    plain = _sandboxed(scorers, _save(LinearDetector(), tmp_path / "plain.pt"))
+    plain = _sandboxed(scorers, save_scripted(LinearDetector(), tmp_path / "plain.pt"))
     with pytest.raises(DetectorCapabilityError, match="no features"):
         plain.features(_images(2, seed=6))
     onnx_path = write_onnx(tmp_path / "d.onnx", seed=1, input_size=SIZE)

@@ -4,6 +4,7 @@ Every variable read here is documented in README.md with its default.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -55,6 +56,20 @@ def env_list(name: str, default: list[str]) -> list[str]:
     """A comma-separated list; blanks are dropped, an unset or empty variable gives ``default``."""
     items = [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
     return items or default
+
+
+def env_json_object(name: str, default: dict) -> dict:
+    """A JSON object, e.g. SPECTRA_ANALYSIS_CONFIG='{"adversarial": {"images": 1000}}'."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, not {type(value).__name__}.")
+    return value
 
 
 def env_int(name: str, default: int) -> int:

@@ -9,9 +9,11 @@ from django.db.models import F, QuerySet
 from evaluation.baselines import SHORTCUTS
 from evaluation.bias_gap import VariantMean, bias_gap
 from evaluation.protocols import MEAN_SUBSET, RANK_METRIC, RANKED_PROTOCOL
+from evaluation.protocols.adversarial import TRANSFER
 from spectra.benchmarks.models import Benchmark
 from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.leaderboards.models import BaselineResult
+from spectra.leaderboards.tabs import AnalysisTab
 from spectra.submissions.models import Result, Submission, SubmissionStatus
 from spectra.submissions.selectors import visible_to
 
@@ -171,6 +173,48 @@ def leaderboard_rows(*, benchmark: Benchmark, user, protocol: str = RANKED_PROTO
     rows += _baseline_rows(benchmark, protocol)
     rows.sort(key=lambda r: (-(r.mean.get(RANK_METRIC) or 0.0), r.is_baseline, r.submission_id or 0))
     _flag_near_baselines(rows)
+    return rows
+
+
+@dataclass
+class AnalysisRow:
+    rank: int
+    tie_group: int
+    submission_id: int
+    name: str
+    owner: str
+    value: float | None
+    interval: list[float] | None
+    evaluator_version: str
+    protocol_version: int
+    manifest_sha256: str
+    artifact_sha256: str
+    transfer: bool = False  # an adversarial number from a zoo surrogate's attacks (the detector gave no gradients)
+
+
+def analysis_rows(*, benchmark: Benchmark, user, tab: AnalysisTab) -> list[AnalysisRow]:
+    """Finished, visible submissions with ``tab``'s number on their ranked version, best first (highest or lowest
+    as the tab says; ties share a rank; rows without the number last). Tie groups from the intervals, where the
+    number has them."""
+    results = (Result.objects.filter(visible_to(user, path="submission__"), submission__benchmark=benchmark,
+                                     submission__status=SubmissionStatus.DONE, protocol=tab.protocol,
+                                     condition=tab.condition, subset=MEAN_SUBSET, dataset=F("submission__dataset"))
+               .select_related("submission", "submission__owner"))
+    rows = [AnalysisRow(rank=0, tie_group=0, submission_id=r.submission_id, name=r.submission.name,
+                        owner=r.submission.owner.username, value=r.metrics.get(tab.metric),
+                        interval=(r.intervals or {}).get(tab.metric), evaluator_version=r.evaluator_version,
+                        protocol_version=r.protocol_version, manifest_sha256=r.manifest_sha256,
+                        artifact_sha256=r.artifact_sha256, transfer=bool(r.metrics.get(TRANSFER))) for r in results]
+    sign = -1.0 if tab.higher_is_better else 1.0
+    rows.sort(key=lambda r: (r.value is None, sign * (r.value or 0.0), r.submission_id))
+    for position, row in enumerate(rows, start=1):
+        same = position > 1 and row.value == rows[position - 2].value
+        row.rank = rows[position - 2].rank if same else position
+    # tie_groups reads rows in descending order: a lower-is-better number is mirrored first.
+    mirrored = [r.interval if tab.higher_is_better or not r.interval else [-r.interval[1], -r.interval[0]]
+                for r in rows]
+    for row, group in zip(rows, tie_groups(mirrored), strict=True):
+        row.tie_group = group
     return rows
 
 

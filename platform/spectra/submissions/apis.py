@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from evaluation.detectors.formats import DEFAULT_INPUT_SIZE, INPUT_SIZE_RANGE
+from evaluation.protocols import list_analyses
 from spectra.benchmarks.selectors import benchmark_get
 from spectra.core.errors import ApplicationError, NotFoundError
 from spectra.submissions import selectors
@@ -39,7 +40,7 @@ class SubmissionOutput(serializers.ModelSerializer):
     class Meta:
         model = Submission
         fields = [
-            "id", "name", "owner", "benchmark", "private", "status", "error", "error_kind", "created", "started", "finished",
+            "id", "name", "owner", "benchmark", "private", "analyses", "status", "error", "error_kind", "created", "started", "finished",
             "artifact_sha256", "artifact_format", "architecture", "input_size", "manifest_sha256", "progress",
             "isolation",
         ]
@@ -82,6 +83,10 @@ class SubmissionCreateApi(APIView):
                                        help_text="The generator it was trained on; fixes the carried threshold.")
         private = serializers.BooleanField(required=False, default=False,
                                            help_text="Visible only to you and staff (others get 404).")
+        # Names are checked by the service, whose refusal lists the valid ones.
+        analyses = serializers.ListField(child=serializers.CharField(max_length=50), required=False, default=list,
+                                         help_text="Analysis protocols to run too (repeat the field for several): "
+                                                   f"{', '.join(list_analyses())}.")
 
     @extend_schema(request={"multipart/form-data": InputSerializer}, responses={201: SubmissionOutput})
     def post(self, request: Request) -> Response:
@@ -95,7 +100,7 @@ class SubmissionCreateApi(APIView):
         submission = submission_create(
             owner=request.user, name=data["name"], benchmark=benchmark,
             upload=data["file"], declared_format=data["format"], input_size=data["input_size"], source=data["source"],
-            architecture=data["architecture"], private=data["private"],
+            architecture=data["architecture"], private=data["private"], analyses=data["analyses"],
         )
         return Response(SubmissionOutput(selectors.submission_get(pk=submission.pk, user=request.user)).data,
                         status=status.HTTP_201_CREATED)

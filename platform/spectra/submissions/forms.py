@@ -4,9 +4,14 @@ from __future__ import annotations
 from django import forms
 
 from evaluation.detectors.formats import DEFAULT_INPUT_SIZE, INPUT_SIZE_RANGE, ArtifactFormat
+from evaluation.protocols import get_protocol, list_analyses
 from models_zoo.registry import get_card, uploadable_names
 from spectra.benchmarks.models import Benchmark
 from spectra.submissions.models import FORMAT_CHOICES
+
+
+def analysis_choices() -> list[tuple[str, str]]:
+    return [(name, get_protocol(name).title) for name in list_analyses()]
 
 
 def architecture_choices() -> list[tuple[str, str]]:
@@ -39,4 +44,10 @@ class SubmissionForm(forms.Form):
     private = forms.BooleanField(
         required=False, label="Private",
         help_text="Only you and the site's staff see it: its page, results and leaderboard rows are hidden from others.",
+    )
+    analyses = forms.MultipleChoiceField(
+        choices=analysis_choices, required=False, widget=forms.CheckboxSelectMultiple, label="Analyses",
+        help_text="Besides accuracy and the robustness sweeps, which every submission gets. Each runs on a sample of "
+                  "the test images and costs several minutes on the mini benchmark; they need a TorchScript upload "
+                  "(gradients) and say \"not applicable\" otherwise.",
     )

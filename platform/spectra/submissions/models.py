@@ -57,6 +57,8 @@ class Submission(models.Model):
                                   "leaderboard rows and artifact are not found (404) for anyone else.")
     source = models.CharField(max_length=100, blank=True, help_text="The generator the detector was trained on: "
                               "its validation split fixes the carried threshold (blank: every validation image).")
+    analyses = models.JSONField(default=list, blank=True, help_text="The analysis protocols the submitter asked for "
+                                "(evaluation.protocols.list_analyses), run besides the protocols every submission gets.")
     status = models.CharField(max_length=20, choices=SubmissionStatus.choices, default=SubmissionStatus.QUEUED)
     error = models.TextField(blank=True, help_text="What went wrong, in plain words.")
     error_kind = models.CharField(max_length=20, blank=True, help_text="user: the detector's fault; platform: ours.")
@@ -97,6 +99,12 @@ class EvaluationRun(models.Model):
                                          help_text="Renewed by every heartbeat; the reaper acts once it passes.")
     isolation = models.JSONField(default=dict, blank=True, help_text="What isolated the detector (the sandbox).")
     error = models.TextField(blank=True, help_text="Why this shard failed, in plain words.")
+    config = models.JSONField(default=dict, blank=True, help_text="Settings over the protocol's defaults that this "
+                              "run was sent with (SPECTRA_ANALYSIS_CONFIG, an analysis's attack mode).")
+    analysis = models.JSONField(default=dict, blank=True, help_text="An analysis protocol's outputs besides the "
+                                "per-image scores (ShardDone.analysis), from which its other numbers are computed.")
+    not_applicable = models.TextField(blank=True, help_text="Why the protocol does not apply to this detector "
+                                      "(a capability it lacks); such a run is done, with no numbers.")
 
     class Meta:
         ordering = ["submission", "protocol", "shard"]
@@ -123,6 +131,8 @@ class Result(models.Model):
     evaluator_version = models.CharField(max_length=40)
     manifest_sha256 = models.CharField(max_length=64)
     artifact_sha256 = models.CharField(max_length=64)
+    config = models.JSONField(default=dict, blank=True, help_text="Settings over the protocol's defaults that "
+                              "produced these numbers (empty: the defaults of its version).")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -108,3 +108,11 @@ def image_scores_get(*, scores: ImageScores) -> tuple[np.ndarray, np.ndarray]:
         streams = (bytes(scores.row_ids), bytes(scores.scores))
     row_ids, values = scorefiles.unpack(*streams)
     return row_ids, logits_of(values, scores.kind)
+
+
+def analyses_not_applicable(*, submission: Submission) -> list[tuple[str, str]]:
+    """(protocol title, why) of each protocol that does not apply to this submission's detector."""
+    from evaluation.protocols import get_protocol
+
+    runs = submission.runs.exclude(not_applicable="").values_list("protocol", "not_applicable").distinct()
+    return [(get_protocol(protocol).title, reason) for protocol, reason in runs]

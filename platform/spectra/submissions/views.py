@@ -1,18 +1,23 @@
 """HTML views of submissions: the upload form and the submission page."""
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from evaluation.protocols import RANKED_PROTOCOL
+from evaluation.protocols import RANKED_PROTOCOL, list_analyses
 from spectra.core.downloads import stored_file_response
 from spectra.core.errors import ApplicationError
 from spectra.core.pagecache import cached_read
 from spectra.core.views import methods_allowed, read_only
 from spectra.submissions import selectors
+from spectra.submissions.analysis_charts import adversarial_section, landscape_section
 from spectra.submissions.charts import results_chart, robustness_sections
 from spectra.submissions.forms import SubmissionForm
 from spectra.submissions.services.submissions import submission_create
@@ -29,7 +34,7 @@ def submit(request: HttpRequest) -> HttpResponse:
             submission = submission_create(
                 owner=request.user, name=data["name"], benchmark=data["benchmark"], upload=data["file"],
                 declared_format=data["format"], input_size=data["input_size"], source=data["source"],
-                architecture=data["architecture"], private=data["private"],
+                architecture=data["architecture"], private=data["private"], analyses=data["analyses"],
             )
         except ApplicationError as error:
             form.add_error("file", error.message)
@@ -39,32 +44,82 @@ def submit(request: HttpRequest) -> HttpResponse:
     return render(request, "submissions/submit.html", {"form": form}, status=400 if form.errors else 200)
 
 
+def _submission_visible(request: HttpRequest, pk: int):
+    try:
+        return selectors.submission_get(pk=pk, user=request.user)
+    except ApplicationError as error:
+        raise Http404(error.message) from None
+
+
+def _sections(submission) -> dict:
+    """The page's result sections and every figure on it (id -> Plotly figure), from stored Result rows."""
+    groups: dict[int, list] = {}
+    for result in selectors.result_list(submission=submission):
+        groups.setdefault(result.dataset_id, []).append(result)
+    on_ranked = groups.get(submission.dataset_id, [])
+    ranked = [r for r in on_ranked if r.protocol == RANKED_PROTOCOL]
+    analyses = set(list_analyses())
+    robustness = robustness_sections([r for r in on_ranked if r.protocol != RANKED_PROTOCOL and r.protocol not in analyses])
+    adversarial, landscape = adversarial_section(on_ranked), landscape_section(on_ranked)
+    figures = ({"chart": results_chart(ranked)} | {f"robustness-{s.protocol}": s.figure for s in robustness}
+               if ranked else {})
+    for section in (adversarial, landscape):
+        figures |= section.figures if section else {}
+    return {"results": ranked, "robustness": robustness, "adversarial": adversarial, "landscape": landscape,
+            "figures": figures,
+            "other_variants": [(rows[0].dataset, rows) for pk, rows in groups.items() if pk != submission.dataset_id]}
+
+
 @read_only
 @cached_read
 def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    try:
-        submission = selectors.submission_get(pk=pk, user=request.user)
-    except ApplicationError as error:
-        raise Http404(error.message) from None
-    results = selectors.result_list(submission=submission)
-    groups: dict[int, list] = {}
-    for result in results:
-        groups.setdefault(result.dataset_id, []).append(result)
-    ranked = [r for r in groups.get(submission.dataset_id, []) if r.protocol == RANKED_PROTOCOL]
-    robustness = robustness_sections([r for r in groups.get(submission.dataset_id, []) if r.protocol != RANKED_PROTOCOL])
+    submission = _submission_visible(request, pk)
     context = {
         "submission": submission,
         "progress": selectors.submission_progress(submission=submission),
         "isolation": selectors.submission_isolation(submission=submission),
-        "results": ranked,
-        "other_variants": [(rows[0].dataset, rows) for pk, rows in groups.items() if pk != submission.dataset_id],
-        "robustness": robustness,
-        "figures": {"chart": results_chart(ranked)} | {f"robustness-{s.protocol}": s.figure for s in robustness}
-        if ranked else {},
+        "not_applicable": selectors.analyses_not_applicable(submission=submission),
         "resamples": settings.SPECTRA_BOOTSTRAP_RESAMPLES,
         "artifact_downloadable": selectors.artifact_downloadable(submission=submission, user=request.user),
+        **_sections(submission),
     }
     return render(request, "submissions/detail.html", context)
+
+
+FIGURE_FORMATS = ("json", "csv")
+
+
+def _figure_rows(figure: dict) -> list[list[object]]:
+    """A figure's data as rows of (trace, x, y, z): one per point, or per cell of a heatmap."""
+    rows: list[list[object]] = [["trace", "x", "y", "z"]]
+    for trace in figure.get("data", []):
+        if trace.get("type") == "heatmap":
+            rows += [[trace.get("name", "heatmap"), x, y, value] for y, line in zip(trace["y"], trace["z"], strict=True)
+                     for x, value in zip(trace["x"], line, strict=True)]
+        else:
+            rows += [[trace.get("name", ""), x, y, ""] for x, y in zip(trace.get("x", []), trace.get("y", []), strict=True)]
+    return rows
+
+
+@read_only
+@cached_read
+def submission_figure(request: HttpRequest, pk: int, figure: str, fmt: str) -> HttpResponse:
+    """One figure of the submission's page as the arrays it is drawn from: Plotly JSON, or CSV."""
+    if fmt not in FIGURE_FORMATS:
+        raise Http404(f"Figures come as {' or '.join(FIGURE_FORMATS)}, not {fmt!r}.")
+    submission = _submission_visible(request, pk)
+    figures = _sections(submission)["figures"]
+    if figure not in figures:
+        raise Http404(f"Submission #{pk} has no figure {figure!r}; it has: {', '.join(figures) or 'none yet'}.")
+    name = f"submission-{pk}-{figure}.{fmt}"
+    if fmt == "json":
+        response = HttpResponse(json.dumps(figures[figure], indent=1), content_type="application/json")
+    else:
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(_figure_rows(figures[figure]))
+        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 @login_required

@@ -12,6 +12,7 @@ from evaluation.version import EVALUATOR_VERSION
 from spectra.core.errors import ApplicationError
 from spectra.submissions.models import EvaluationRun, Result, Submission, SubmissionStatus
 from spectra.submissions.selectors import image_scores_get
+from spectra.submissions.services.analyses import recorded_config
 from spectra.submissions.summaries import summary_from_scores
 
 
@@ -33,21 +34,26 @@ def aggregate(submission: Submission, runs: list[EvaluationRun], evaluator_versi
     dataset, protocol = runs[0].dataset, runs[0].protocol
     row_ids, matrix = _merged_scores(runs)
     scores = matrix if runs[0].scores.conditions else matrix[0]  # a clean-only protocol takes N scores
+    config = recorded_config(runs[0].config)  # every shard of a (version, protocol) is sent the same settings
     try:
-        summary = summary_from_scores(protocol=protocol, config={"source": submission.source or None},
+        summary = summary_from_scores(protocol=protocol, config={**config, "source": submission.source or None},
                                       manifest_url=dataset.manifest_url, split={r.split for r in runs},
                                       row_ids=row_ids, scores=scores, score_kind=ScoreKind.LOGIT)
     except DatasetError as error:
         raise MessageError(error.message) from None
-    for key, metrics in summary.metrics.items():
+    spec = get_protocol(protocol)
+    numbers = dict(summary.metrics)
+    if spec.summarise_analysis is not None:  # one run: an analysis is one shard
+        numbers.update(spec.summarise_analysis(runs[0].analysis, {**spec.default_config, **config}))
+    for key, metrics in numbers.items():
         subset, _, condition = key.partition("/")  # robustness protocols key their numbers subset/condition
         Result.objects.update_or_create(
             submission=submission, dataset=dataset, protocol=protocol, condition=condition, subset=subset,
             defaults={
-                "protocol_version": get_protocol(protocol).version, "metrics": metrics,
+                "protocol_version": spec.version, "metrics": metrics,
                 "intervals": summary.intervals.get(key, {}), "evaluator_version": evaluator_version,
                 "manifest_sha256": dataset.manifest_sha256, "artifact_sha256": submission.artifact.sha256,
-                "schema_version": Result.SCHEMA_VERSION,
+                "schema_version": Result.SCHEMA_VERSION, "config": config,
             },
         )
 
@@ -58,7 +64,7 @@ def submission_results_recompute(*, submission: Submission) -> int:
     gains a metric, or to check the stored numbers): no detector runs. Returns the number of groups redone."""
     submission = Submission.objects.select_for_update().select_related("artifact").get(pk=submission.pk)
     groups: dict[tuple[int, str], list[EvaluationRun]] = {}
-    for run in submission.runs.filter(status=SubmissionStatus.DONE).select_related("dataset", "scores"):
+    for run in submission.runs.filter(status=SubmissionStatus.DONE, not_applicable="").select_related("dataset", "scores"):
         groups.setdefault((run.dataset_id, run.protocol), []).append(run)
     for runs in groups.values():
         try:

@@ -12,7 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from evaluation.datasets.manifest import MANIFEST_NAME
-from evaluation.messages import STARTED_STAGE, MessageError, ShardDone, ShardProgress, ShardRequest
+from evaluation.messages import NOT_APPLICABLE, STARTED_STAGE, MessageError, ShardDone, ShardProgress, ShardRequest
 from evaluation.metrics import ScoreKind
 from evalworker.broker import TASK_EVALUATE_SHARD, evaluation_queue, lease_seconds, shard_attempts
 from spectra.core import objectstore, pagecache
@@ -20,6 +20,7 @@ from spectra.core.pagecache import Scope
 from spectra.core.storage import dataset_object_url, storage_url
 from spectra.submissions import scorefiles
 from spectra.submissions.models import EvaluationRun, ImageScores, Submission, SubmissionStatus
+from spectra.submissions.services.analyses import request_config
 from spectra.submissions.services.results import aggregate
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def shard_request_build(*, run: EvaluationRun) -> ShardRequest:
         artifact_format=artifact.format, artifact_architecture=artifact.architecture,
         input_size=artifact.input_size, dataset_root_url=dataset.root,
         manifest_url=dataset_object_url(dataset.root, MANIFEST_NAME), manifest_sha256=dataset.manifest_sha256, protocol=run.protocol,
-        protocol_version=run.protocol_version, config={}, split=run.split, first_row=run.first_row,
+        protocol_version=run.protocol_version, config=request_config(run.config), split=run.split, first_row=run.first_row,
         last_row=run.last_row, attempt=run.attempt,
     )
 
@@ -99,7 +100,7 @@ def _check_outcome(run: EvaluationRun, outcome: ShardDone) -> None:
     for key, value in expected.items():
         if getattr(outcome, key) != value:
             raise MessageError(f"{key} {getattr(outcome, key)!r} does not match the run's {value!r}")
-    expected_rows = run.last_row - run.first_row  # fixed when the run was made; progress cannot change it
+    expected_rows = run.total  # fixed when the run was made (an analysis's sample); progress cannot change it
     if outcome.status == "done" and (len(outcome.row_ids) != expected_rows or len(set(outcome.row_ids)) != expected_rows):
         raise MessageError(f"expected {expected_rows} distinct scored rows, got {len(outcome.row_ids)}")
 
@@ -159,11 +160,13 @@ def _record(run: EvaluationRun, submission: Submission, outcome: ShardDone) -> S
         _check_outcome(run, outcome)
         if outcome.status == "done":
             _scores_store(run, outcome)
-            run.status = SubmissionStatus.DONE
-            run.save(update_fields=["status"])
+            run.status, run.analysis = SubmissionStatus.DONE, outcome.analysis
+            run.save(update_fields=["status", "analysis"])
             siblings = list(submission.runs.filter(dataset=run.dataset, protocol=run.protocol).select_related("scores"))
             if all(r.status == SubmissionStatus.DONE for r in siblings):
                 aggregate(submission, siblings, outcome.evaluator_version)
+        elif outcome.status == NOT_APPLICABLE:
+            run.not_applicable = outcome.error[:2000]
     except MessageError as error:
         log.error("run %s: the worker's result failed the checks: %s", run.pk, error)
         return _as_platform_failure(outcome, error)
@@ -197,10 +200,10 @@ def shard_done_record(*, outcome: ShardDone) -> None:
     if recorded.status == "failed":
         run.status, run.error = SubmissionStatus.FAILED, recorded.error
         submission.error, submission.error_kind = recorded.error, recorded.error_kind
-    else:
+    else:  # done, or done without numbers when the protocol does not apply to this detector
         run.status, run.done, run.stage = SubmissionStatus.DONE, run.total, "done"
     run.save(update_fields=["status", "done", "stage", "heartbeat", "timings", "worker", "lease_expires",
-                            "isolation", "error"])
+                            "isolation", "error", "not_applicable"])
     _submission_finish(submission)
 
 
