@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: run test setup setup-dev migrate data zoo lint compose-check clean
 
 # The site serves as soon as the mini benchmark is built (~1.5 min); runstack then prepares the zoo (its
-# experiments and baseline rows, ~30 min of CPU) in the background, behind people's uploads.
+# experiments and baseline rows, ~30 min of CPU, plus ~7 for the indicator study and the trajectory landscape) in the background, behind people's uploads.
 # `make run RUN_ARGS="--addr 0.0.0.0:8080 --no-zoo"` passes options to runstack.
 run: setup
 	$(BIN)/python manage.py runstack $(RUN_ARGS)

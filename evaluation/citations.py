@@ -16,3 +16,17 @@ SPECTRAL_DEFENSE = """@inproceedings{harder2021spectraldefense,
   year={2021},
   doi={10.1109/IJCNN52387.2021.9533442}
 }"""
+
+ROBUSTNESS_INDICATORS = """@inproceedings{ho2022estimating,
+  title={Estimating the Robustness of Classification Models by the Structure of the Learned Feature-Space},
+  author={Ho, Kalun and Pfreundt, Franz-Josef and Keuper, Janis and Keuper, Margret},
+  booktitle={AAAI Workshop on Adversarial Machine Learning and Beyond},
+  year={2022}
+}"""
+
+GRADVIS = """@article{chatzimichailidis2019gradvis,
+  title={GradVis: Visualization and Second Order Analysis of Optimization Surfaces during the Training of Deep Neural Networks},
+  author={Chatzimichailidis, Avraam and Pfreundt, Franz-Josef and Gauger, Nicolas R. and Keuper, Janis},
+  journal={arXiv preprint arXiv:1909.12108},
+  year={2019}
+}"""

@@ -99,3 +99,49 @@ def hessian_vector(module: torch.nn.Module, logits_of: Logits, images: torch.Ten
     return torch.cat([(c if c is not None else torch.zeros_like(w)).reshape(-1)
                       + (g if g is not None else torch.zeros_like(w)).reshape(-1)
                       for c, g, w in zip(curvature, gauss_newton, weights, strict=True)]).detach()
+
+
+def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.detach().reshape(-1).double().cpu() for t in tensors])
+
+
+def _unflat(vector: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    pieces = torch.split(vector, [t.numel() for t in like])
+    return [p.reshape(t.shape).to(t.dtype) for p, t in zip(pieces, like, strict=True)]
+
+
+def pca_directions(module: torch.nn.Module, checkpoints: Sequence[Sequence[torch.Tensor]]
+                   ) -> tuple[list[list[torch.Tensor]], list[float]]:
+    """GradVis's PCA directions of a training trajectory: the rows θᵢ − θ_T (each checkpoint of ``named_weights``
+    minus the module's own, final, weights), PCA with the parameters as samples (``sklearn.PCA(2).fit_transform``
+    of the transposed matrix: its two score columns are the directions), then normalised layer-wise like the
+    random ones. Returns the directions and the two explained-variance ratios."""
+    from sklearn.decomposition import PCA
+
+    final = [p.detach() for _, p in named_weights(module)]
+    differences = torch.stack([_flat(c) - _flat(final) for c in checkpoints]).numpy()
+    pca = PCA(n_components=2)
+    scores = pca.fit_transform(differences.T)
+    directions = [[_normalised(d, w.float(), LAYER) for d, w in zip(_unflat(torch.from_numpy(scores[:, k]), final),
+                                                                    final, strict=True)] for k in range(2)]
+    return directions, [float(v) for v in pca.explained_variance_ratio_]
+
+
+def project(module: torch.nn.Module, checkpoints: Sequence[Sequence[torch.Tensor]],
+            directions: list[list[torch.Tensor]]) -> list[tuple[float, float]]:
+    """Each checkpoint's (α, β): least squares of θᵢ − θ_T on [d₁ d₂] (``np.linalg.lstsq``), as GradVis does."""
+    import numpy as np
+
+    final = _flat([p for _, p in named_weights(module)])
+    basis = torch.stack([_flat(directions[0]), _flat(directions[1])], dim=1).numpy()
+    return [tuple(float(c) for c in np.linalg.lstsq(basis, (_flat(ck) - final).numpy(), rcond=None)[0])
+            for ck in checkpoints]
+
+
+def trajectory_axis(coefficients: Sequence[float], points: int, margin: float = 0.5) -> list[float]:
+    """GradVis's range around a projected trajectory: [min − margin·span, max + margin·span]."""
+    import numpy as np
+
+    low, high = min(coefficients), max(coefficients)
+    span = (high - low) or 1.0
+    return np.linspace(low - margin * span, high + margin * span, points).tolist()

@@ -1,7 +1,7 @@
 """Every zoo entry's card. Torch-free: the web side lists these without importing any builder."""
 from __future__ import annotations
 
-from evaluation.citations import SPECTRAL_DEFENSE, UNMASKING_DEEPFAKES
+from evaluation.citations import GRADVIS, ROBUSTNESS_INDICATORS, SPECTRAL_DEFENSE, UNMASKING_DEEPFAKES
 from models_zoo.registry import Card, Reported, add_card
 
 # The spectral profiles' numbers: 2 = grey read from files as cv2.imread(path, 0) does and libpng's grey in the
@@ -320,4 +320,69 @@ add_card(Card(
         "number, with the reason stored.",
     ),
     tags=("adversarial", "fourier"),
+))
+add_card(Card(
+    name="indicators", title="Feature-space robustness indicators, and whether they predict robustness",
+    kind="analysis",
+    paper="Estimating the Robustness of Classification Models by the Structure of the Learned Feature-Space",
+    authors="Kalun Ho, Franz-Josef Pfreundt, Janis Keuper, Margret Keuper", year=2021, arxiv="2106.12303",
+    bibtex=ROBUSTNESS_INDICATORS,
+    licence="No reference code; these definitions and this implementation are the project's own.",
+    input_contract="A detector's latent features of clean images: features(x) of a TorchScript upload, the pooled "
+                   "penultimate layer of the study's CNNs.",
+    preprocessing="Features flattened and standardised per dimension (constant dimensions dropped); k-means "
+                  "(scikit-learn, n_init 10, seed 0).",
+    builder="models_zoo.indicator_study:build_study_cnn",
+    reported=(
+        Reported("Indicators from unsupervised clustering of latent representations correlate with accuracy on "
+                 "corrupted test data (ImageNet-C named)", "\"very high correlations\" (no number retrievable)", "[abs]"),
+    ),
+    choices=(
+        "silhouette: the best mean silhouette of k-means over k = 2…6 (label-free).",
+        "purity: k = 2 clusters, the share of images in their cluster's majority class (real or generated); a "
+        "space that ignores the classes still scores the majority class's share.",
+        "nmi, ari: k = the number of sources (real and each generator), against the sources.",
+        "spread: between-source scatter ÷ within-source scatter (Fisher's ratio of traces).",
+        "The claim is tested on a population of 24 small CNNs (3 training versions × 4 augmentations × 2 seeds, "
+        "300 Adam steps each), measured on the ranked version's test split: Spearman's ρ of each indicator "
+        "against the JPEG-robustness area (mean accuracy over qualities 100, 90, 70, 50, 30) and against the "
+        "drop from clean accuracy, with a 95 % bootstrap interval over the models. The page shows whatever "
+        "comes out.",
+        "Uploads get the same indicators through the indicators analysis (features computed by the sandboxed "
+        "detector, indicators by the worker).",
+    ),
+    tags=("robustness", "clustering"),
+))
+add_card(Card(
+    name="landscape", title="Loss landscapes and Hessian spectra (GradVis)", kind="analysis",
+    paper="GradVis: Visualization and Second Order Analysis of Optimization Surfaces during the Training of Deep "
+          "Neural Networks",
+    authors="Avraam Chatzimichailidis, Franz-Josef Pfreundt, Nicolas R. Gauger, Janis Keuper", year=2019,
+    arxiv="1909.12108", bibtex=GRADVIS,
+    licence="Reference code: cc-hpc-itwm/GradVis; this implementation: the project's.",
+    input_contract="A model's weights: an upload's inside the sandbox (TorchScript or safetensors), the zoo's in process.",
+    preprocessing="Directions over the tensors named weight or bias (BatchNorm statistics excluded); loss = mean "
+                  "binary cross-entropy of the detector's logit.",
+    builder="models_zoo.trajectory:trajectory_landscape",
+    reported=(
+        Reported("Directions: PCA of the trajectory (default), random or Hessian eigenvectors; layer-wise "
+                 "normalisation; trajectory by least squares", "(behaviour read in toolbox/Visualization.py)", "[code]"),
+        Reported("Top eigenpairs by ARPACK (k = 2, 'LA'); density by 10 × 80-step Lanczos with full "
+                 "re-orthogonalisation", "(toolbox/hessian_functions.py)", "[code]"),
+    ),
+    choices=(
+        "For uploads (the landscape analysis): two seeded random directions, normalised layer-wise as GradVis does, "
+        "over [−2.5, 2.5]² (GradVis's random-mode range); 'filter' normalisation (Li et al.) as an option.",
+        "For the zoo (this card's experiment): a small CNN (the indicator study's) trained 300 Adam steps with a "
+        "checkpoint every 25; PCA of θᵢ − θ_T with the parameters as samples, normalised layer-wise like GradVis "
+        "(so the trajectory lies near, not exactly in, the plane), projected by least squares; the grid spans the "
+        "projected path ± half its extent.",
+        "The loss uses the whole sample (GradVis averages over 5 % or 20 % of the batches). The eigenvalue density's "
+        "Gaussian width is 1 % of the spectrum's range (GradVis leaves it to the user).",
+        "The grid is evaluated by moving the weights in place with fused multi-tensor kernels: vmap over grid points "
+        "was 1.7–1.9× slower on a CPU (perf/landscape_grid.py).",
+        "Hessian-eigenvector directions are not offered. The first author is confirmed; the co-authors and their "
+        "order are from memory (seeds.md §10.1), unverified.",
+    ),
+    tags=("landscape", "hessian"),
 ))

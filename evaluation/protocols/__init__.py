@@ -7,6 +7,7 @@ from __future__ import annotations
 from evaluation.metrics import MEAN_ACCURACY
 from evaluation.protocols import adversarial as adversarial  # (registers itself, as each protocol module does)
 from evaluation.protocols import cross_generator as cross_generator
+from evaluation.protocols import indicators as indicators
 from evaluation.protocols import landscape as landscape
 from evaluation.protocols import robustness as robustness  # noqa: F401  (registers jpeg- and resize-robustness)
 from evaluation.protocols.base import EVALUATED_SPLIT as EVALUATED_SPLIT

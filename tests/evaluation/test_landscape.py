@@ -167,3 +167,48 @@ def test_an_onnx_detector_exposes_no_weights(tmp_path: Path) -> None:
     with pytest.raises(DetectorCapabilityError, match="exposes no weights"):
         detector.weight_count()
     assert "weights" not in detector.capabilities
+
+
+def test_pca_directions_and_projections_follow_gradvis_written_out_in_numpy() -> None:
+    from sklearn.decomposition import PCA
+
+    from evaluation.landscape import pca_directions, project
+
+    module = TinyNet()
+    final = [p.detach().clone() for _, p in named_weights(module)]
+    g = torch.Generator().manual_seed(4)
+    checkpoints = [[w + torch.randn(w.shape, generator=g) * 0.1 * (k + 1) for w in final] for k in range(5)]
+    directions, variance = pca_directions(module, checkpoints)
+    # GradVis: PCA of (θᵢ − θ_T)ᵀ, then each tensor's slice scaled to that tensor's norm, then lstsq.
+    flat = lambda ts: np.concatenate([t.double().numpy().ravel() for t in ts])  # noqa: E731
+    data = np.stack([flat(c) - flat(final) for c in checkpoints])
+    pca = PCA(n_components=2)
+    scores = pca.fit_transform(data.T)
+    sizes = np.cumsum([0, *(w.numel() for w in final)])
+    expected = []
+    for k in range(2):
+        pieces = [scores[lo:hi, k] * (np.linalg.norm(w.numpy()) / np.linalg.norm(scores[lo:hi, k]))
+                  for lo, hi, w in zip(sizes[:-1], sizes[1:], final, strict=True)]
+        expected.append(np.concatenate(pieces))
+        np.testing.assert_allclose(flat(directions[k]), expected[-1], rtol=1e-5, atol=1e-7)
+    assert variance == pytest.approx(pca.explained_variance_ratio_.tolist())
+    coefficients = project(module, checkpoints, directions)
+    basis = np.stack(expected, axis=1)
+    for (a, b), c in zip(coefficients, checkpoints, strict=True):
+        assert [a, b] == pytest.approx(np.linalg.lstsq(basis, flat(c) - flat(final), rcond=None)[0].tolist(), rel=1e-4)
+
+
+def test_a_trajectory_in_a_plane_of_one_tensor_is_recovered_exactly() -> None:
+    from evaluation.landscape import pca_directions, project
+
+    module = nn.Linear(6, 1, bias=False)  # one tensor: the layer-wise scaling is a global one, the plane is kept
+    final = module.weight.detach().clone()
+    # Zero-mean steps: GradVis's PCA centres each checkpoint over the parameters, which then changes nothing.
+    u, w = torch.randn(final.shape), torch.randn(final.shape)
+    u, w = u - u.mean(), w - w.mean()
+    path = [(1.0, 0.5), (0.6, 0.7), (0.3, 0.2), (0.1, -0.1)]
+    checkpoints = [[final + a * u + b * w] for a, b in path]
+    directions, variance = pca_directions(module, checkpoints)
+    assert sum(variance) == pytest.approx(1.0)
+    for (a, b), c in zip(project(module, checkpoints, directions), checkpoints, strict=True):
+        np.testing.assert_allclose((final + a * directions[0][0] + b * directions[1][0]).numpy(), c[0].numpy(), atol=1e-5)

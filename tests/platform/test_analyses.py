@@ -14,8 +14,10 @@ import torch
 from django.urls import reverse
 from torch import nn
 
+from evaluation.indicators import INDICATORS, feature_indicators
 from evaluation.protocols.adversarial import DEFAULT_CONFIG, ROBUST_METRIC
 from evaluation.protocols.base import sample_positions
+from evaluation.protocols.indicators import DEFAULT_CONFIG as INDICATOR_CONFIG
 from spectra.submissions.selectors import image_scores_get
 from tests.detector_files import TinyDetector, reference_scores, write_onnx, write_torchscript
 from tests.reference import expected_metrics, load_images, split_rows
@@ -60,6 +62,8 @@ def _upload(client, path: Path, fmt: str, analyses: list[str]) -> int:
 def test_the_adversarial_analysis_runs_in_the_sandbox_and_fgsm_equals_its_closed_form(
         alice_client, mini_dataset, mini_root, workers, tmp_path, settings) -> None:
     settings.SPECTRA_PROTOCOLS = ["cross-generator"]  # the analysis is what is under test here
+    # C&W and BIM are compared with foolbox in tests/evaluation/test_adversarial.py; three attacks keep this short.
+    settings.SPECTRA_ANALYSIS_CONFIG = {"adversarial": {"attacks": ["fgsm", "pgd", "deepfool"]}}
     module = LinearDetector().eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -104,15 +108,16 @@ def test_an_onnx_upload_without_a_zoo_surrogate_is_told_the_analysis_does_not_ap
         alice_client, mini_dataset, workers, tmp_path, settings) -> None:
     settings.SPECTRA_PROTOCOLS = ["cross-generator"]
     path = write_onnx(tmp_path / "d.onnx", seed=2, input_size=SIZE)
-    submission = workers.wait_for(_upload(alice_client, path, "onnx", ["adversarial", "landscape"]))
+    submission = workers.wait_for(_upload(alice_client, path, "onnx", ["adversarial", "landscape", "indicators"]))
     assert submission.status == "done", submission.error
     run = submission.runs.get(protocol="adversarial")
     assert "gives no gradients" in run.not_applicable and "surrogate" in run.not_applicable and not run.error
     assert "needs weights" in submission.runs.get(protocol="landscape").not_applicable
-    assert not submission.results.filter(protocol__in=["adversarial", "landscape"]).exists()
+    assert "needs features" in submission.runs.get(protocol="indicators").not_applicable
+    assert not submission.results.filter(protocol__in=["adversarial", "landscape", "indicators"]).exists()
     assert submission.results.filter(protocol="cross-generator").exists()
     page = alice_client.get(reverse("submission-detail", args=[submission.pk])).content.decode()
-    assert page.count("not applicable.") == 2 and "gives no gradients" in page and "needs weights" in page
+    assert page.count("not applicable.") == 3 and "gives no gradients" in page and "needs weights" in page
 
 
 def _zoo_surrogate(owner, benchmark, tmp_path: Path) -> nn.Module:
@@ -178,7 +183,7 @@ def test_an_unknown_analysis_is_refused_with_the_valid_names(alice_client, mini_
     assert "adversarial" in response.content.decode()
 
 
-def test_the_landscape_of_a_torchscript_upload_has_the_sharpness_torch_s_own_hvp_gives(
+def test_the_landscape_and_indicators_of_a_torchscript_upload_equal_independent_computations(
         alice_client, mini_dataset, mini_root, workers, tmp_path, settings) -> None:
     from scipy.sparse.linalg import LinearOperator, eigsh
 
@@ -187,7 +192,7 @@ def test_the_landscape_of_a_torchscript_upload_has_the_sharpness_torch_s_own_hvp
                                                       "slq_repeats": 1}}
     module = TinyDetector(seed=6).eval()
     path = write_torchscript(tmp_path / "tiny.pt", seed=6)
-    submission = workers.wait_for(_upload(alice_client, path, "torchscript", ["landscape"]))
+    submission = workers.wait_for(_upload(alice_client, path, "torchscript", ["landscape", "indicators"]))
     assert submission.status == "done", submission.error
     rows = {r.condition: r for r in submission.results.filter(protocol="landscape", subset="mean")}
     shown = rows["sharpness"].metrics["top_eigenvalue"]
@@ -222,4 +227,16 @@ def test_the_landscape_of_a_torchscript_upload_has_the_sharpness_torch_s_own_hvp
     figure = alice_client.get(reverse("submission-figure", args=[submission.pk, "landscape-surface", "json"])).json()
     assert figure["data"][0]["type"] == "surface" and len(figure["data"][0]["z"]) == 5
     board = alice_client.get(reverse("leaderboard-analysis", args=["mini", "sharpness"])).content.decode()
+    assert f'data-submission="{submission.pk}"' in board
+    # The indicators: the module's own features of its sample, clustered here.
+    sample = [test_rows[i] for i in sample_positions(len(test_rows), INDICATOR_CONFIG["images"])]
+    with torch.no_grad():
+        features = module.features(load_images(mini_root, sample, SIZE)).numpy()
+    expected = feature_indicators(features, [r["label"] for r in sample],
+                                  [r["generator"] if r["label"] else "real" for r in sample])
+    shown = submission.results.get(protocol="indicators", condition="indicators").metrics
+    for name in INDICATORS:
+        assert shown[name] == pytest.approx(expected[name], abs=1e-4), name
+    assert 'id="indicator-values"' in page
+    board = alice_client.get(reverse("leaderboard-analysis", args=["mini", "indicators"])).content.decode()
     assert f'data-submission="{submission.pk}"' in board

@@ -178,3 +178,22 @@ def test_the_preparation_progress_is_on_the_home_and_zoo_pages(client, mini_data
         assert "seed 5 failed: its evaluation failed: the detector returned NaN for 3 images" in page
     ZooPreparation.objects.exclude(seed=0).delete()
     assert "The zoo's baseline rows are ready: 1 of 1 evaluated." in client.get(reverse("home")).content.decode()
+
+
+def test_the_indicator_study_and_the_trajectory_landscape_are_stored_and_plotted(client, db, mini_root, tmp_path) -> None:
+    from spectra.benchmarks.services import benchmark_upsert, dataset_register
+    from tests.reference import small_version
+
+    benchmark = benchmark_upsert(slug="tiny", name="Tiny", description="test", is_synthetic=True)
+    dataset = dataset_register(benchmark=benchmark, root=small_version(mini_root, tmp_path / "tiny", per_class=20))
+    call_command("zoo_experiments", "--benchmark", "tiny", "--indicator-steps", "2", "--trajectory-steps", "24",
+                 "--repeats", "1", stdout=io.StringIO())
+    experiment = ZooExperiment.objects.get(entry="indicators", name="population", dataset=dataset)
+    assert len(experiment.data["models"]) == 4 * 2  # one version: 4 augmentations × 2 seeds
+    page = client.get(reverse("zoo-detail", args=["indicators"])).content.decode()
+    assert 'id="indicator-correlations"' in page and page.count('<tr data-pair="') == 10
+    assert f'id="indicator-{experiment.pk}-silhouette"' in page and "no number retrievable" in page
+    trajectory = ZooExperiment.objects.get(entry="landscape", name="trajectory", dataset=dataset)
+    assert len(trajectory.data["path"]) == 12 and len(trajectory.data["loss"]) == 21 * 21  # a checkpoint every 2 steps
+    page = client.get(reverse("zoo-detail", args=["landscape"])).content.decode()
+    assert f'id="trajectory-{trajectory.pk}-surface"' in page and "GradVis" in page

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evaluation.protocols import adversarial, landscape
+from evaluation.protocols import adversarial, indicators, landscape
 
 
 @dataclass(frozen=True)
@@ -41,5 +41,13 @@ ANALYSIS_TABS = {tab.slug: tab for tab in (
         "tests rather than assumes. Only entries that asked for the landscape analysis and expose their weights "
         "(TorchScript, safetensors) appear.",
         higher_is_better=False,
+    ),
+    AnalysisTab(
+        "indicators", "Feature-space indicator (silhouette)", indicators.NAME, indicators.CONDITION,
+        indicators.RANKED_INDICATOR,
+        "The best mean silhouette of k-means (k = 2…6) on the detector's standardised features(x) of clean test "
+        "images: how clustered its feature space is, label-free (the other indicators, purity, NMI, ARI and "
+        "spread, are on each submission's page). Sorted high to low without implying better: whether an "
+        "indicator predicts robustness is measured by the zoo's population study (zoo entry indicators).",
     ),
 )}

@@ -8,7 +8,7 @@ from typing import Any
 
 from evaluation.attacks import ATTACKS, parse_condition
 from evaluation.metrics import MEAN_ACCURACY
-from evaluation.protocols import MEAN_SUBSET, get_protocol, landscape
+from evaluation.protocols import MEAN_SUBSET, get_protocol, indicators, landscape
 from evaluation.protocols.adversarial import CLEAN, DEFENSE, NAME, ROBUST, ROBUST_METRIC, TRANSFER
 from spectra.submissions.models import Result
 
@@ -123,24 +123,33 @@ class LandscapeSection:
         return self.sharpness.metrics.get("eigenvalues", []) if self.sharpness else []
 
 
-def _surface_figures(surface: dict[str, Any]) -> dict[str, dict]:
-    """The loss surface in 3-D with its contour below, the contour alone, the 1-D slice and the eigenvalue density."""
-    xs, ys, loss = surface.get("xs") or [], surface.get("ys") or [], surface.get("loss") or []
+def surface_figures(xs: list[float], ys: list[float], loss: list[float], key: str,
+                    path: dict[str, Any] | None = None) -> dict[str, dict]:
+    """``key``-surface (3-D, its contour projected below) and ``key``-contour of a loss stored x-major on xs × ys,
+    with a path over both when given ({"x", "y", "z"}) or the centre (the weights) marked on the contour."""
     z = [[loss[i * len(ys) + j] for i in range(len(xs))] for j in range(len(ys))]  # rows: y; columns: x
-    figures: dict[str, dict] = {}
-    if z:
-        figures["landscape-surface"] = {"data": [{
-            "type": "surface", "x": xs, "y": ys, "z": z, "colorscale": "Viridis", "name": "loss",
-            "contours": {"z": {"show": True, "usecolormap": True, "project": {"z": True}}}}],
-            "layout": {"margin": {"t": 30}, "height": 480, "scene": {
-                "xaxis": {"title": {"text": "direction 1"}}, "yaxis": {"title": {"text": "direction 2"}},
-                "zaxis": {"title": {"text": "mean BCE"}}}}}
-        figures["landscape-contour"] = {"data": [
-            {"type": "contour", "x": xs, "y": ys, "z": z, "colorscale": "Viridis", "ncontours": 30, "name": "loss"},
-            {"type": "scatter", "mode": "markers", "x": [0], "y": [0], "name": "the detector's weights",
-             "marker": {"color": "red", "size": 9}}],
-            "layout": {"margin": {"t": 30}, "xaxis": {"title": {"text": "direction 1"}},
-                       "yaxis": {"title": {"text": "direction 2"}}}}
+    marker = ({"type": "scatter", "mode": "lines+markers", "name": "training trajectory", "x": path["x"], "y": path["y"],
+               "line": {"color": "red"}} if path else
+              {"type": "scatter", "mode": "markers", "x": [0], "y": [0], "name": "the detector's weights",
+               "marker": {"color": "red", "size": 9}})
+    surface = [{"type": "surface", "x": xs, "y": ys, "z": z, "colorscale": "Viridis", "name": "loss",
+                "contours": {"z": {"show": True, "usecolormap": True, "project": {"z": True}}}}]
+    if path:
+        surface.append({**marker, "type": "scatter3d", "z": path["z"]})
+    axes = {"xaxis": {"title": {"text": "direction 1"}}, "yaxis": {"title": {"text": "direction 2"}}}
+    return {
+        f"{key}-surface": {"data": surface, "layout": {"margin": {"t": 30}, "height": 480,
+                                                      "scene": {**axes, "zaxis": {"title": {"text": "mean BCE"}}}}},
+        f"{key}-contour": {"data": [{"type": "contour", "x": xs, "y": ys, "z": z, "colorscale": "Viridis",
+                                     "ncontours": 30, "name": "loss"}, marker],
+                           "layout": {"margin": {"t": 30}, **axes}},
+    }
+
+
+def _surface_figures(surface: dict[str, Any]) -> dict[str, dict]:
+    """The loss surface and its contour, the 1-D slice and the eigenvalue density."""
+    xs, ys, loss = surface.get("xs") or [], surface.get("ys") or [], surface.get("loss") or []
+    figures = surface_figures(xs, ys, loss, "landscape") if loss else {}
     line = surface.get("slice") or {}
     if line:
         figures["landscape-slice"] = {"data": [{"type": "scatter", "mode": "lines", "name": "mean BCE",
@@ -165,3 +174,8 @@ def landscape_section(results: list[Result]) -> LandscapeSection | None:
                             protocol_version=rows[landscape.SHARPNESS].protocol_version,
                             sharpness=rows[landscape.SHARPNESS],
                             figures=_surface_figures(surface.metrics if surface else {}))
+
+
+def indicators_result(results: list[Result]) -> Result | None:
+    """The indicators analysis's numbers (one row), or None when it did not run."""
+    return next((r for r in results if r.protocol == indicators.NAME and r.condition == indicators.CONDITION), None)

@@ -17,7 +17,7 @@ from spectra.core.errors import ApplicationError
 from spectra.core.pagecache import cached_read
 from spectra.core.views import methods_allowed, read_only
 from spectra.submissions import selectors
-from spectra.submissions.analysis_charts import adversarial_section, landscape_section
+from spectra.submissions.analysis_charts import adversarial_section, indicators_result, landscape_section
 from spectra.submissions.charts import results_chart, robustness_sections
 from spectra.submissions.forms import SubmissionForm
 from spectra.submissions.services.submissions import submission_create
@@ -66,6 +66,7 @@ def _sections(submission) -> dict:
     for section in (adversarial, landscape):
         figures |= section.figures if section else {}
     return {"results": ranked, "robustness": robustness, "adversarial": adversarial, "landscape": landscape,
+            "indicators": indicators_result(on_ranked),
             "figures": figures,
             "other_variants": [(rows[0].dataset, rows) for pk, rows in groups.items() if pk != submission.dataset_id]}
 

@@ -8,6 +8,7 @@ from spectra.core.downloads import stored_file_response
 from spectra.core.errors import ApplicationError
 from spectra.core.pagecache import RESULTS_ONLY, cached_read
 from spectra.core.views import read_only
+from spectra.submissions.analysis_charts import surface_figures
 from spectra.zoo.selectors import (
     zoo_artifact_get,
     zoo_card_get,
@@ -33,6 +34,24 @@ def few_shot_figure(data: dict) -> dict:
     return {"data": traces, "layout": layout}
 
 
+def indicator_figure(data: dict, indicator: str) -> dict:
+    """One point per model of the population study: the indicator against the JPEG-robustness area."""
+    variants = sorted({m["variant"] for m in data["models"]})
+    traces = [{"type": "scatter", "mode": "markers", "name": variant,
+               "x": [m[indicator] for m in data["models"] if m["variant"] == variant],
+               "y": [m["jpeg_area"] for m in data["models"] if m["variant"] == variant],
+               "text": [m["name"] for m in data["models"] if m["variant"] == variant]} for variant in variants]
+    layout = {"xaxis": {"title": {"text": indicator}}, "yaxis": {"title": {"text": "JPEG-robustness area"}},
+              "margin": {"t": 30}, "height": 320}
+    return {"data": traces, "layout": layout}
+
+
+def trajectory_figures(data: dict, key: str) -> dict[str, dict]:
+    """The loss surface around a zoo model in its trajectory's PCA plane, in 3-D and as a contour, with the path."""
+    path = {"x": [p[0] for p in data["path"]], "y": [p[1] for p in data["path"]], "z": data["path_loss"]}
+    return surface_figures(data["xs"], data["ys"], data["loss"], key, path=path)
+
+
 @read_only
 @cached_read(scopes=RESULTS_ONLY)
 def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
@@ -43,12 +62,17 @@ def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
     family = name.split("-")[0]
     experiments = [(e, few_shot_figure(e.data)) for e in zoo_experiment_list(entry=family) if e.name == "few-shot"]
     noise = [e for e in zoo_experiment_list(entry=family) if e.name == "label-noise"]
+    studies = [e for e in zoo_experiment_list(entry=family) if e.name == "population"]
+    study_figures = {f"indicator-{e.pk}-{i}": indicator_figure(e.data, i) for e in studies for i in e.data["indicators"]}
+    trajectories = [e for e in zoo_experiment_list(entry=family) if e.name == "trajectory"]
+    for e in trajectories:
+        study_figures |= trajectory_figures(e.data, f"trajectory-{e.pk}")
     rows = list(zoo_submission_list(entry=name, user=request.user))
     accuracy = zoo_row_accuracy(rows=rows)
     return render(request, "zoo/detail.html", {
-        "card": card, "experiments": experiments, "noise": noise, "effects": zoo_debiasing_effect(entry=name, user=request.user),
+        "card": card, "experiments": experiments, "noise": noise, "studies": studies, "trajectories": trajectories, "effects": zoo_debiasing_effect(entry=name, user=request.user),
         "rows": [(row, accuracy.get(row.pk, [])) for row in rows],
-        "figures": {f"experiment-{e.pk}": figure for e, figure in experiments},
+        "figures": {f"experiment-{e.pk}": figure for e, figure in experiments} | study_figures,
     })
 
 

@@ -1,6 +1,7 @@
 """Run the zoo's experiments on a benchmark and store them: `python manage.py zoo_experiments [--benchmark mini]`.
 
-Today: the spectral detector's few-labelled-samples curve (seeds.md §8.4: accuracy against training-set size),
+The robustness-indicator population study (models_zoo.indicator_study; --indicator-steps), the triplet
+label-noise experiment (--triplet-steps), and the spectral detector's few-labelled-samples curve (seeds.md §8.4: accuracy against training-set size),
 real images against every generated family of the version's train split, scored on its test split. Idempotent:
 a version that already has the result is skipped unless --force.
 """
@@ -12,7 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from evaluation.version import EVALUATOR_VERSION
-from spectra.benchmarks.selectors import benchmark_get, dataset_current
+from spectra.benchmarks.selectors import benchmark_get, dataset_current, dataset_versions_evaluated
 from spectra.benchmarks.store import dataset_local_root
 from spectra.core.errors import ApplicationError
 from spectra.zoo.models import ZooExperiment
@@ -31,15 +32,25 @@ class Command(BaseCommand):
                             help="also train the triplet embeddings this many steps per (loss, noise rate) and "
                                  "cluster them (a few minutes on a CPU at 150; 0 skips them)")
         parser.add_argument("--per-class", type=int, default=30, help="images per class for the triplet experiment")
+        parser.add_argument("--trajectory-steps", type=int, default=0,
+                            help="training steps of the landscape-along-a-trajectory experiment (zoo_prepare runs "
+                                 "300; 0, the default, skips it)")
+        parser.add_argument("--indicator-steps", type=int, default=0,
+                            help="training steps of each of the robustness-indicator study's small CNNs (24 on the "
+                                 "mini benchmark; zoo_prepare runs 300; 0, the default, skips the study)")
 
     def handle(self, *args: Any, benchmark: str, variant: str, repeats: int, force: bool, triplet_steps: int,
-               per_class: int, **options: Any) -> None:
+               per_class: int, indicator_steps: int, trajectory_steps: int, **options: Any) -> None:
         try:
             dataset = dataset_current(benchmark=benchmark_get(slug=benchmark), variant=variant)
         except ApplicationError as error:
             raise CommandError(error.message) from None
         if triplet_steps:
             self._triplet(dataset, triplet_steps, per_class, force)
+        if indicator_steps:
+            self._indicators(dataset, indicator_steps, force)
+        if trajectory_steps:
+            self._trajectory(dataset, trajectory_steps, force)
         if not force and ZooExperiment.objects.filter(entry="spectral", name="few-shot", dataset=dataset).exists():
             self.stdout.write(f"The spectral few-shot curve of {dataset} is up to date; --force recomputes it.")
             return
@@ -64,6 +75,38 @@ class Command(BaseCommand):
         for row in data["rows"]:
             self.stdout.write(f"  {row['loss']:<9} noise {row['noise']:.0%}: k-means NMI {row['kmeans']['nmi']:.2f}, "
                               f"correlation NMI {row['correlation']['nmi']:.2f} ({row['correlation']['clusters']} clusters)")
+
+
+    def _indicators(self, dataset: Any, steps: int, force: bool) -> None:
+        from models_zoo.indicator_study import run_study
+
+        if not force and ZooExperiment.objects.filter(entry="indicators", name="population", dataset=dataset).exists():
+            self.stdout.write(f"The robustness-indicator study on {dataset} is up to date; --force recomputes it.")
+            return
+        versions = dataset_versions_evaluated(benchmark=dataset.benchmark)
+        roots = {version.variant: dataset_local_root(version) for version in versions}
+        self.stdout.write(f"robustness indicators: small CNNs on {', '.join(roots)}, {steps} steps each …")
+        data = run_study(roots, dataset.variant, steps=steps, log=self.stdout.write)
+        zoo_experiment_store(entry="indicators", name="population", dataset=dataset, data=data,
+                             evaluator_version=EVALUATOR_VERSION)
+        for pair, found in data["correlations"].items():
+            interval = found["interval"] or [float("nan")] * 2
+            rho = float("nan") if found["rho"] is None else found["rho"]
+            self.stdout.write(f"  {pair}: ρ {rho:+.2f} [{interval[0]:+.2f}, {interval[1]:+.2f}], {found['models']} models")
+
+
+    def _trajectory(self, dataset: Any, steps: int, force: bool) -> None:
+        from models_zoo.trajectory import trajectory_landscape
+
+        if not force and ZooExperiment.objects.filter(entry="landscape", name="trajectory", dataset=dataset).exists():
+            self.stdout.write(f"The landscape along a training trajectory on {dataset} is up to date; --force redoes it.")
+            return
+        self.stdout.write(f"landscape along a training trajectory on {dataset}, {steps} steps …")
+        data = trajectory_landscape(dataset_local_root(dataset), steps=steps, every=max(steps // 12, 1))
+        zoo_experiment_store(entry="landscape", name="trajectory", dataset=dataset, data=data,
+                             evaluator_version=EVALUATOR_VERSION)
+        self.stdout.write(f"  PCA explains {sum(data['explained_variance']):.0%} of the trajectory; loss "
+                          f"{data['path_loss'][0]:.3f} → {data['path_loss'][-1]:.3f} along it")
 
 
 def _class_images(root: Path, split: str, per_class: int) -> tuple[Any, Any]:

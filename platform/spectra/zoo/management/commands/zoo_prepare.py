@@ -16,6 +16,9 @@ from spectra.benchmarks.selectors import benchmark_get, dataset_current
 from spectra.core.errors import ApplicationError
 from spectra.zoo.services import zoo_preparation_plan
 
+# Training steps of each small CNN of the indicator study and of the trajectory landscape (models_zoo).
+STUDY_STEPS = 300
+
 
 class Command(BaseCommand):
     help = "Run the zoo's experiments, then train and submit its baseline rows, recording progress for the site."
@@ -31,7 +34,8 @@ class Command(BaseCommand):
         planned = zoo_preparation_plan(dataset=ranked)
         self.stdout.write(f"Preparing the zoo on {ranked}: {len(planned)} baseline rows.")
         try:
-            call_command("zoo_experiments", benchmark=benchmark, stdout=self.stdout, stderr=self.stderr)
+            call_command("zoo_experiments", benchmark=benchmark, indicator_steps=STUDY_STEPS,
+                         trajectory_steps=STUDY_STEPS, stdout=self.stdout, stderr=self.stderr)
         except CommandError as error:  # the rows do not depend on the experiments
             self.stderr.write(f"The zoo's experiments failed: {error}")
         call_command("zoo_baselines", benchmark=benchmark, stdout=self.stdout, stderr=self.stderr)
