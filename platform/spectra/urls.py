@@ -22,6 +22,7 @@ urlpatterns = [
     path("zoo/", zoo_views.zoo_list, name="zoo"),
     path("zoo/<str:name>/", zoo_views.zoo_detail, name="zoo-detail"),
     path("zoo/<str:name>/weights/<str:sha256>/", zoo_views.zoo_weights, name="zoo-weights"),
+    path("zoo/<str:name>/figures/<slug:figure>.<slug:fmt>", zoo_views.zoo_figure, name="zoo-figure"),
     path("submit/", submission_views.submit, name="submit"),
     path("submissions/", submission_views.my_submissions, name="my-submissions"),
     path("submissions/<int:pk>/", submission_views.submission_detail, name="submission-detail"),

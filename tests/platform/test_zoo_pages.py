@@ -197,3 +197,9 @@ def test_the_indicator_study_and_the_trajectory_landscape_are_stored_and_plotted
     assert len(trajectory.data["path"]) == 12 and len(trajectory.data["loss"]) == 21 * 21  # a checkpoint every 2 steps
     page = client.get(reverse("zoo-detail", args=["landscape"])).content.decode()
     assert f'id="trajectory-{trajectory.pk}-surface"' in page and "GradVis" in page
+    table = client.get(f"/zoo/landscape/figures/trajectory-{trajectory.pk}-contour.csv")
+    assert table.status_code == 200 and table.content.decode().count("training trajectory") == 12
+    surface = client.get(f"/zoo/landscape/figures/trajectory-{trajectory.pk}-surface.json").json()
+    assert surface["data"][1]["z"] == trajectory.data["path_loss"]
+    assert client.get("/zoo/landscape/figures/nothing.json").status_code == 404
+    assert client.get(f"/zoo/indicators/figures/indicator-{experiment.pk}-nmi.csv").status_code == 200

@@ -1,10 +1,6 @@
 """HTML views of submissions: the upload form and the submission page."""
 from __future__ import annotations
 
-import csv
-import io
-import json
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,6 +10,7 @@ from django.shortcuts import redirect, render
 from evaluation.protocols import RANKED_PROTOCOL, list_analyses
 from spectra.core.downloads import stored_file_response
 from spectra.core.errors import ApplicationError
+from spectra.core.figures import figure_response
 from spectra.core.pagecache import cached_read
 from spectra.core.views import methods_allowed, read_only
 from spectra.submissions import selectors
@@ -87,40 +84,11 @@ def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "submissions/detail.html", context)
 
 
-FIGURE_FORMATS = ("json", "csv")
-
-
-def _figure_rows(figure: dict) -> list[list[object]]:
-    """A figure's data as rows of (trace, x, y, z): one per point, or per cell of a heatmap."""
-    rows: list[list[object]] = [["trace", "x", "y", "z"]]
-    for trace in figure.get("data", []):
-        if trace.get("type") == "heatmap":
-            rows += [[trace.get("name", "heatmap"), x, y, value] for y, line in zip(trace["y"], trace["z"], strict=True)
-                     for x, value in zip(trace["x"], line, strict=True)]
-        else:
-            rows += [[trace.get("name", ""), x, y, ""] for x, y in zip(trace.get("x", []), trace.get("y", []), strict=True)]
-    return rows
-
-
 @read_only
 @cached_read
 def submission_figure(request: HttpRequest, pk: int, figure: str, fmt: str) -> HttpResponse:
     """One figure of the submission's page as the arrays it is drawn from: Plotly JSON, or CSV."""
-    if fmt not in FIGURE_FORMATS:
-        raise Http404(f"Figures come as {' or '.join(FIGURE_FORMATS)}, not {fmt!r}.")
-    submission = _submission_visible(request, pk)
-    figures = _sections(submission)["figures"]
-    if figure not in figures:
-        raise Http404(f"Submission #{pk} has no figure {figure!r}; it has: {', '.join(figures) or 'none yet'}.")
-    name = f"submission-{pk}-{figure}.{fmt}"
-    if fmt == "json":
-        response = HttpResponse(json.dumps(figures[figure], indent=1), content_type="application/json")
-    else:
-        buffer = io.StringIO()
-        csv.writer(buffer).writerows(_figure_rows(figures[figure]))
-        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return figure_response(_sections(_submission_visible(request, pk))["figures"], figure, fmt, f"Submission #{pk}")
 
 
 @login_required

@@ -6,6 +6,7 @@ from django.shortcuts import render
 
 from spectra.core.downloads import stored_file_response
 from spectra.core.errors import ApplicationError
+from spectra.core.figures import figure_response
 from spectra.core.pagecache import RESULTS_ONLY, cached_read
 from spectra.core.views import read_only
 from spectra.submissions.analysis_charts import surface_figures
@@ -52,28 +53,45 @@ def trajectory_figures(data: dict, key: str) -> dict[str, dict]:
     return surface_figures(data["xs"], data["ys"], data["loss"], key, path=path)
 
 
+def _card(name: str):
+    try:
+        return zoo_card_get(name=name)
+    except ApplicationError as error:
+        raise Http404(error.message) from None
+
+
+def _experiments(name: str) -> dict:
+    """The entry's family's stored experiments by kind, and every figure drawn from them (id -> figure)."""
+    found = zoo_experiment_list(entry=name.split("-")[0])
+    experiments = [(e, few_shot_figure(e.data)) for e in found if e.name == "few-shot"]
+    studies = [e for e in found if e.name == "population"]
+    trajectories = [e for e in found if e.name == "trajectory"]
+    figures = {f"experiment-{e.pk}": figure for e, figure in experiments}
+    figures |= {f"indicator-{e.pk}-{i}": indicator_figure(e.data, i) for e in studies for i in e.data["indicators"]}
+    for e in trajectories:
+        figures |= trajectory_figures(e.data, f"trajectory-{e.pk}")
+    return {"experiments": experiments, "noise": [e for e in found if e.name == "label-noise"], "studies": studies,
+            "trajectories": trajectories, "figures": figures}
+
+
 @read_only
 @cached_read(scopes=RESULTS_ONLY)
 def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
-    try:
-        card = zoo_card_get(name=name)
-    except ApplicationError as error:
-        raise Http404(error.message) from None
-    family = name.split("-")[0]
-    experiments = [(e, few_shot_figure(e.data)) for e in zoo_experiment_list(entry=family) if e.name == "few-shot"]
-    noise = [e for e in zoo_experiment_list(entry=family) if e.name == "label-noise"]
-    studies = [e for e in zoo_experiment_list(entry=family) if e.name == "population"]
-    study_figures = {f"indicator-{e.pk}-{i}": indicator_figure(e.data, i) for e in studies for i in e.data["indicators"]}
-    trajectories = [e for e in zoo_experiment_list(entry=family) if e.name == "trajectory"]
-    for e in trajectories:
-        study_figures |= trajectory_figures(e.data, f"trajectory-{e.pk}")
+    card = _card(name)
     rows = list(zoo_submission_list(entry=name, user=request.user))
     accuracy = zoo_row_accuracy(rows=rows)
     return render(request, "zoo/detail.html", {
-        "card": card, "experiments": experiments, "noise": noise, "studies": studies, "trajectories": trajectories, "effects": zoo_debiasing_effect(entry=name, user=request.user),
-        "rows": [(row, accuracy.get(row.pk, [])) for row in rows],
-        "figures": {f"experiment-{e.pk}": figure for e, figure in experiments} | study_figures,
+        "card": card, "effects": zoo_debiasing_effect(entry=name, user=request.user),
+        "rows": [(row, accuracy.get(row.pk, [])) for row in rows], **_experiments(name),
     })
+
+
+@read_only
+@cached_read(scopes=RESULTS_ONLY)
+def zoo_figure(request: HttpRequest, name: str, figure: str, fmt: str) -> HttpResponse:
+    """One figure of the entry's page as the arrays it is drawn from: Plotly JSON, or CSV."""
+    card = _card(name)
+    return figure_response(_experiments(name)["figures"], figure, fmt, f"Zoo {card.name}")
 
 
 @read_only
