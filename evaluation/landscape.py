@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
 LAYER, FILTER = "layer", "filter"
@@ -88,8 +89,8 @@ def hessian_vector(module: torch.nn.Module, logits_of: Logits, images: torch.Ten
     v = [piece.reshape(w.shape) for piece, w in zip(pieces, weights, strict=True)]
     with torch.enable_grad():
         z = logits_of(module(images))
-        (gradient_sum,) = [torch.autograd.grad((first * z).sum(), weights, create_graph=True)]
-        curvature = torch.autograd.grad(sum((g * u).sum() for g, u in zip(gradient_sum, v, strict=True)), weights,
+        gradient = torch.autograd.grad((first * z).sum(), weights, create_graph=True)
+        curvature = torch.autograd.grad(sum((g * u).sum() for g, u in zip(gradient, v, strict=True)), weights,
                                         retain_graph=True, allow_unused=True)
         # J v per image by the double-backward trick: d/dt of z(θ) along v, via the gradient of <Jᵀ s, v> in s.
         s = torch.zeros_like(z, requires_grad=True)
@@ -130,8 +131,6 @@ def pca_directions(module: torch.nn.Module, checkpoints: Sequence[Sequence[torch
 def project(module: torch.nn.Module, checkpoints: Sequence[Sequence[torch.Tensor]],
             directions: list[list[torch.Tensor]]) -> list[tuple[float, float]]:
     """Each checkpoint's (α, β): least squares of θᵢ − θ_T on [d₁ d₂] (``np.linalg.lstsq``), as GradVis does."""
-    import numpy as np
-
     final = _flat([p for _, p in named_weights(module)])
     basis = torch.stack([_flat(directions[0]), _flat(directions[1])], dim=1).numpy()
     return [tuple(float(c) for c in np.linalg.lstsq(basis, (_flat(ck) - final).numpy(), rcond=None)[0])
@@ -140,8 +139,6 @@ def project(module: torch.nn.Module, checkpoints: Sequence[Sequence[torch.Tensor
 
 def trajectory_axis(coefficients: Sequence[float], points: int, margin: float = 0.5) -> list[float]:
     """GradVis's range around a projected trajectory: [min − margin·span, max + margin·span]."""
-    import numpy as np
-
     low, high = min(coefficients), max(coefficients)
     span = (high - low) or 1.0
     return np.linspace(low - margin * span, high + margin * span, points).tolist()

@@ -11,25 +11,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from evaluation.datasets.images import condition_batches, count_split, image_batches, rows_of_split
-from evaluation.datasets.manifest import centre_crops, file_sha256, manifest_sha256
+from evaluation.datasets.manifest import centre_crops, file_sha256, manifest_sha256, verified_copy
 from evaluation.detectors.formats import ArtifactFormat, artifact_architecture, sniff_artifact
 from evaluation.detectors.loading import Detector, load_detector, pick_device, probe_detector
 from evaluation.errors import DatasetError, EvaluationError, NotApplicable, PlatformFault, UserFault
 from evaluation.messages import NOT_APPLICABLE, ShardDone, ShardProgress, ShardRequest
 from evaluation.protocols import EVALUATED_SPLIT, RANKED_PROTOCOL, get_protocol
 from evaluation.protocols.base import Protocol, ProtocolResult, ShardData, sample_positions
-from evaluation.storage import local_copy, shown
 from evaluation.version import EVALUATOR_VERSION
 
 log = logging.getLogger(__name__)
 ProgressSink = Callable[[ShardProgress], None]
 PROGRESS_EVERY_SECONDS = 2.0
-
-
-def _verify(path: Path, expected: str, what: str, url: str) -> None:
-    actual = file_sha256(path)
-    if actual != expected:
-        raise DatasetError(f"the {what} at {shown(url)} has sha256 {actual}, expected {expected}")
 
 
 class _Throttle:
@@ -89,14 +82,11 @@ def _execute(request: ShardRequest, sink: ProgressSink, source: DetectorSource) 
             f"this worker runs {protocol.name} v{protocol.version}, the run asks for v{request.protocol_version}"
         )
     config = {**protocol.default_config, **request.config}
-    # Each object is fetched once (a presigned link may be used only until it expires) and verified locally.
-    with local_copy(request.manifest_url) as manifest:
-        _verify(manifest, request.manifest_sha256, "manifest", request.manifest_url)
+    with verified_copy(request.manifest_url, request.manifest_sha256, "manifest") as manifest:
         rows = _rows(manifest, request, protocol, config)
     throttle = _Throttle(request, sink, len(rows))
     throttle(0, "loading", force=True)
-    with local_copy(request.artifact_url) as path:
-        _verify(path, request.artifact_sha256, "artifact", request.artifact_url)
+    with verified_copy(request.artifact_url, request.artifact_sha256, "artifact") as path:
         detector = source.open(request, path)
     _check_capabilities(protocol, detector)
     timings["load_s"] = time.perf_counter() - started

@@ -19,12 +19,13 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from evaluation.errors import DatasetError
-from evaluation.storage import open_url, read_if_present
+from evaluation.storage import local_copy, open_url, read_if_present, shown
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 LABEL_REAL = 0
@@ -156,6 +157,17 @@ def file_sha256(path: Path) -> str:
     except IsADirectoryError:
         raise DatasetError(f"{str(path)!r} is a folder, not a file") from None
     return digest.hexdigest()
+
+
+@contextmanager
+def verified_copy(url: str, expected: str, what: str) -> Iterator[Path]:
+    """A local copy of the object at ``url`` (``storage.local_copy``) whose sha256 is ``expected``; DatasetError
+    naming ``what`` otherwise. Each object is fetched once: a presigned link may be used only until it expires."""
+    with local_copy(url) as path:
+        actual = file_sha256(path)
+        if actual != expected:
+            raise DatasetError(f"the {what} at {shown(url)} has sha256 {actual}, expected {expected}")
+        yield path
 
 
 def manifest_sha256(path: Path) -> str:

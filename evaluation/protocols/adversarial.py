@@ -69,9 +69,8 @@ def summarise(labels: np.ndarray, scores: np.ndarray, generators: list[str | Non
     out = {f"{subset}/{c}": values for c, metrics in per_condition.items() for subset, values in metrics.items()}
     headline = [condition_name(a, float(config["epsilon"])) for a in _linf(config)]
     for subset in per_condition[CLEAN]:
-        levels = [per_condition[c][subset].get(MEAN_ACCURACY) for c in headline if c in per_condition]
-        known = [v for v in levels if v is not None]
-        out[f"{subset}/{ROBUST}"] = {ROBUST_METRIC: min(known) if known and len(known) == len(levels) else None,
+        levels = [per_condition[c][subset].get(MEAN_ACCURACY) for c in headline]
+        out[f"{subset}/{ROBUST}"] = {ROBUST_METRIC: min(levels) if levels and None not in levels else None,
                                      TRANSFER: float(config.get("mode") == TRANSFER)}
     return out
 

@@ -10,14 +10,13 @@ import torch
 
 from evaluation.attack_model import DetectorAsClassifier, attack_batch
 from evaluation.attacks import attack, condition_name
-from evaluation.datasets.manifest import file_sha256
+from evaluation.datasets.manifest import verified_copy
 from evaluation.detectors.formats import ArtifactFormat
 from evaluation.detectors.loading import Detector, load_detector, pick_device
 from evaluation.errors import NotApplicable, PlatformFault
 from evaluation.protocols.adversarial import SURROGATE, TRANSFER, WHITE_BOX
 from evaluation.protocols.base import ProgressCallback, ProtocolResult, ShardData, float32_scores
 from evaluation.spectral_defense import FEATURE_KINDS, LAYER_KINDS, MIN_PAIRS, fit_and_hold_out, input_spectra
-from evaluation.storage import local_copy, shown
 
 
 @dataclass
@@ -88,11 +87,7 @@ def _attack_into(scores: np.ndarray, batch: _Batch, target: Any, attacked: Detec
 def _surrogate(config: dict[str, Any], input_size: int) -> Detector:
     """The zoo surrogate of a transfer attack, loaded here: a zoo architecture with safetensors weights (data)."""
     spec = config[SURROGATE]
-    with local_copy(spec["url"]) as path:
-        actual = file_sha256(path)
-        if actual != spec["sha256"]:
-            raise PlatformFault(f"the transfer surrogate at {shown(spec['url'])} has sha256 {actual}, "
-                                f"expected {spec['sha256']}")
+    with verified_copy(spec["url"], spec["sha256"], "transfer surrogate") as path:
         return load_detector(path, ArtifactFormat.SAFETENSORS, input_size=input_size, device=pick_device(),
                              architecture=spec["architecture"])
 

@@ -93,9 +93,12 @@ def _weights(detector: Any, header: dict[str, Any], payload: bytearray) -> tuple
 
 
 def _grid(detector: Any, header: dict[str, Any], payload: bytearray) -> tuple[dict[str, Any], bytes]:
-    """Logits at each grid point (float64, G×N) for the batch, on two directions the child draws from the seed."""
-    points = [(float(x), float(y)) for x, y in header["points"]]
-    batch = _batch(header, payload)
+    """Logits at each grid point (float64, G×N) for the batch, on two directions the child draws from the seed.
+    The payload is the batch (float32), then the points as (x, y) float64 pairs: a fine grid would not fit a
+    frame's header."""
+    pixels = 4 * int(np.prod([int(d) for d in header["shape"]]))
+    batch = _batch(header, payload[:pixels])
+    points = [(float(x), float(y)) for x, y in np.frombuffer(payload, dtype="<f8", offset=pixels).reshape(-1, 2)]
     values = _model_call(lambda b: detector.grid_logits(b, points, int(header["seed"]), str(header["normalisation"])),
                          batch, "evaluating the loss surface on")
     out = np.ascontiguousarray(values, dtype="<f8")

@@ -237,7 +237,7 @@ class SandboxedDetector(Detector):
         n = int(batch.shape[0])
         header, payload = self._analysis_call(
             "grid", batch, max_payload=8 * n * len(points), cost=len(points),
-            extra={"points": [list(p) for p in points], "seed": seed, "normalisation": normalisation})
+            extra={"seed": seed, "normalisation": normalisation}, tail=np.asarray(points, dtype="<f8"))
         if tuple(header.get("shape", ())) != (len(points), n) or len(payload) != 8 * n * len(points):
             raise DetectorOutputError(f"The loss surface came back as shape {header.get('shape')} for "
                                       f"{len(points)} points and {n} images.")

@@ -16,12 +16,12 @@ from evaluation.protocols import list_analyses, list_protocols
 from evaluation.storage import configure_s3
 from evalworker.broker import celery_config
 from spectra.core.env import (
+    analysis_config,
     cache_from_url,
     database_from_url,
     env_bool,
     env_choice,
     env_int,
-    env_json_object,
     env_list,
     env_path,
     env_str,
@@ -195,7 +195,7 @@ SPECTRA_PROTOCOLS = env_list("SPECTRA_PROTOCOLS", [p for p in list_protocols() i
 # Score the validation split too, and report accuracies at a threshold fitted there and carried to every test subset.
 # Per analysis, settings over its defaults (e.g. the paper's scale on a GPU deployment: '{"adversarial": {"images":
 # 1000, "steps_scale": 1, "cw_steps": 1000}}'); each run stores the settings it ran with.
-SPECTRA_ANALYSIS_CONFIG = env_json_object("SPECTRA_ANALYSIS_CONFIG", {})
+SPECTRA_ANALYSIS_CONFIG = analysis_config("SPECTRA_ANALYSIS_CONFIG")
 # The zoo entry whose newest trained row is the surrogate of transfer attacks on detectors without gradients (ONNX).
 SPECTRA_TRANSFER_SURROGATE = env_str("SPECTRA_TRANSFER_SURROGATE", "resnet50")
 SPECTRA_CARRY_THRESHOLD = env_bool("SPECTRA_CARRY_THRESHOLD", True)

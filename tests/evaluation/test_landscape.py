@@ -212,3 +212,16 @@ def test_a_trajectory_in_a_plane_of_one_tensor_is_recovered_exactly() -> None:
     assert sum(variance) == pytest.approx(1.0)
     for (a, b), c in zip(project(module, checkpoints, directions), checkpoints, strict=True):
         np.testing.assert_allclose((final + a * directions[0][0] + b * directions[1][0]).numpy(), c[0].numpy(), atol=1e-5)
+
+
+@needs_sandbox
+def test_a_fine_grid_travels_in_the_payload_not_the_header(scorers: ScorerCache, tmp_path: Path) -> None:
+    axis = np.linspace(-2.5, 2.5, 51)  # the full-scale grid: 2601 points, more than a frame header holds
+    points = [(float(x), float(y)) for x in axis for y in axis]
+    module = TinyNet().eval()
+    detector = _sandboxed(scorers, module, tmp_path / "fine.pt")
+    values = detector.grid_logits(_images(2, seed=3), points, 9, LAYER)
+    assert values.shape == (2601, 2)
+    here = TorchModuleDetector(module, SIZE, torch.device("cpu"), ArtifactFormat.SAFETENSORS)
+    np.testing.assert_allclose(values[::97], here.grid_logits(_images(2, seed=3), points[::97], 9, LAYER),
+                               rtol=1e-4, atol=1e-5)

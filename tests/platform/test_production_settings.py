@@ -114,3 +114,20 @@ def test_production_redirects_to_https_and_sends_hsts_and_secure_cookies_behind_
     dumped = dumped_settings(run("-c", REQUESTS, SPECTRA_ENV="production", **production_secrets()))
     assert dumped == [301, "https://spectra.example.org/accounts/login/", 200,
                       f"max-age={365 * 24 * 3600}; includeSubDomains; preload", True, True]
+
+
+@pytest.mark.parametrize(("value", "words"), [
+    ('{"adversarial": {"imagez": 10}}', "adversarial has no option imagez; its options are: attacks"),
+    ('{"hessian": {}}', "no analysis 'hessian'; the analyses are: adversarial"),
+    ('[1, 2]', "must be a JSON object"),
+])
+def test_a_misspelt_analysis_option_is_refused_by_name(monkeypatch, value: str, words: str) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from spectra.core.env import analysis_config
+
+    monkeypatch.setenv("SPECTRA_ANALYSIS_CONFIG", value)
+    with pytest.raises(ImproperlyConfigured, match=words.replace("(", r"\(")):
+        analysis_config("SPECTRA_ANALYSIS_CONFIG")
+    monkeypatch.setenv("SPECTRA_ANALYSIS_CONFIG", '{"landscape": {"grid": 51}}')
+    assert analysis_config("SPECTRA_ANALYSIS_CONFIG") == {"landscape": {"grid": 51}}

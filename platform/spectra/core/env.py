@@ -72,6 +72,23 @@ def env_json_object(name: str, default: dict) -> dict:
     return value
 
 
+def analysis_config(name: str) -> dict:
+    """SPECTRA_ANALYSIS_CONFIG-style options: {analysis: {option: value}}, every analysis and option one its
+    protocol knows (a misspelt option would otherwise be ignored silently)."""
+    from evaluation.protocols import get_protocol, list_analyses
+
+    config = env_json_object(name, {})
+    for analysis, options in config.items():
+        if analysis not in list_analyses():
+            raise ImproperlyConfigured(f"{name}: no analysis {analysis!r}; the analyses are: {', '.join(list_analyses())}.")
+        known = get_protocol(analysis).default_config
+        unknown = sorted(set(options) - set(known)) if isinstance(options, dict) else ["(not an object)"]
+        if unknown:
+            raise ImproperlyConfigured(f"{name}: {analysis} has no option {unknown[0]}; its options are: "
+                                       f"{', '.join(sorted(known))}.")
+    return config
+
+
 def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":

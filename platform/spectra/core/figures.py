@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 from django.http import Http404, HttpResponse
 
@@ -25,8 +26,6 @@ def figure_rows(figure: dict) -> list[list[object]]:
 
 def figure_response(figures: dict[str, dict], figure: str, fmt: str, owner: str) -> HttpResponse:
     """``figures[figure]`` as ``<owner>-<figure>.<fmt>``; 404 in plain words for an unknown figure or format."""
-    import json
-
     if fmt not in FIGURE_FORMATS:
         raise Http404(f"Figures come as {' or '.join(FIGURE_FORMATS)}, not {fmt!r}.")
     if figure not in figures:

@@ -100,7 +100,8 @@ def adversarial_section(results: list[Result]) -> AdversarialSection | None:
     summary = by_key.get((MEAN_SUBSET, DEFENSE))
     section = AdversarialSection(
         title=get_protocol(NAME).title, protocol_version=rows[0].protocol_version,
-        epsilon=float(get_protocol(NAME).default_config["epsilon"]), robust=by_key.get((MEAN_SUBSET, ROBUST)),
+        epsilon=float({**get_protocol(NAME).default_config, **rows[0].config}["epsilon"]),  # the run's own ε
+        robust=by_key.get((MEAN_SUBSET, ROBUST)),
         defense=sorted(defense, key=lambda d: (list(ATTACKS).index(d.attack), d.features)),
         minimisation={k: v for k, v in (summary.metrics if summary else {}).items() if k.endswith("_median_l2")},
     )

@@ -25,10 +25,10 @@ def transfer_surrogate(*, benchmark: Benchmark) -> Artifact | None:
     return row.artifact if row else None
 
 
-def analysis_run_config(*, protocol: Protocol, submission: Submission, artifact: Artifact) -> dict[str, Any]:
+def analysis_run_config(*, protocol: Protocol, submission: Submission) -> dict[str, Any]:
     """What ``protocol``'s run of ``submission`` is sent with, over the protocol's defaults (stored on the run)."""
     config = dict(settings.SPECTRA_ANALYSIS_CONFIG.get(protocol.name, {}))
-    if protocol.transfer_surrogate and artifact.format not in DIFFERENTIABLE_FORMATS:
+    if protocol.transfer_surrogate and submission.artifact.format not in DIFFERENTIABLE_FORMATS:
         config["mode"] = TRANSFER
         surrogate = transfer_surrogate(benchmark=submission.benchmark)
         if surrogate is not None:  # the pk to link at send time; the hash and layout for the record
@@ -45,8 +45,10 @@ def recorded_config(config: dict[str, Any]) -> dict[str, Any]:
 def request_config(config: dict[str, Any]) -> dict[str, Any]:
     """A run's stored config as the worker gets it: the surrogate as a (fresh) link with its hash and layout."""
     out = recorded_config(config)
-    surrogate = Artifact.objects.filter(pk=config.get(SURROGATE_ARTIFACT)).first()
-    if surrogate is not None:
+    if SURROGATE_ARTIFACT not in config:  # every shard but a transfer attack's: no query
+        return out
+    surrogate = Artifact.objects.filter(pk=config[SURROGATE_ARTIFACT]).first()
+    if surrogate is not None:  # a surrogate deleted since is left out: the worker then says "not applicable"
         out[SURROGATE] = {"url": storage_url(surrogate.file.name), "sha256": surrogate.sha256,
                           "architecture": surrogate.architecture}
     return out

@@ -54,8 +54,7 @@ def _runs_create(submission: Submission, datasets: list[Dataset]) -> list[Evalua
     runs: list[EvaluationRun] = []
     shards: dict[str, int] = {}
     for protocol, dataset in _plan(submission, datasets):
-        config = (analysis_run_config(protocol=protocol, submission=submission, artifact=submission.artifact)
-                  if protocol.analysis else {})
+        config = analysis_run_config(protocol=protocol, submission=submission) if protocol.analysis else {}
         for split, total in _splits(protocol, dataset):
             for first, last, scored in _ranges(protocol, config, total):
                 runs.append(EvaluationRun(
