@@ -23,7 +23,11 @@ MEAN_ACCURACY = "acc_mean"  # the mean of the accuracies on real and on generate
 # TPR at a fixed false-positive rate: the share of generated images caught when at most 1 % (0.1 %) of the
 # real ones are flagged, the operating points a deployment cares about.
 FPR_TARGETS = {"tpr_at_1pct_fpr": 0.01, "tpr_at_01pct_fpr": 0.001}
-METRIC_NAMES = ("acc_real", "acc_generated", MEAN_ACCURACY, "ap", "roc_auc", *FPR_TARGETS)
+# Calibration of the probabilities sigmoid(logit), computed in float64: expected calibration error over
+# CALIBRATION_BINS equal-width bins (``ece``) and equal-mass bins (``ece_adaptive``), and the Brier score.
+CALIBRATION_BINS = 15
+CALIBRATION_NAMES = ("ece", "ece_adaptive", "brier")
+METRIC_NAMES = ("acc_real", "acc_generated", MEAN_ACCURACY, "ap", "roc_auc", *FPR_TARGETS, *CALIBRATION_NAMES)
 
 
 def _as_arrays(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[IntArray, FloatArray]:
@@ -31,7 +35,7 @@ def _as_arrays(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[IntArray, 
     s = np.asarray(scores, dtype=np.float64).ravel()
     if y.shape != s.shape:
         raise ValueError(f"labels ({y.size}) and scores ({s.size}) differ in length")
-    if not np.isin(y, (0, 1)).all():
+    if not ((y == 0) | (y == 1)).all():  # (np.isin is several times slower, and the bootstrap calls this a lot)
         raise ValueError("labels must be 0 (real) or 1 (generated)")
     return y, s
 
@@ -93,7 +97,7 @@ def detection_metrics(
     labels: npt.ArrayLike, scores: npt.ArrayLike, *, threshold: float = DEFAULT_THRESHOLD
 ) -> dict[str, float | None]:
     """Accuracy on real, on generated and their mean at ``threshold``, AP, ROC-AUC, TPR at 1 % and 0.1 % FPR,
-    plus counts. The ranking is computed once and shared (the bootstrap calls this thousands of times); each
+    calibration (ECE, adaptive ECE, Brier) plus counts. The ranking is computed once and shared (the bootstrap calls this thousands of times); each
     value equals the function of the same name above."""
     y, s = _as_arrays(labels, scores)
     n_generated = int(y.sum())
@@ -110,8 +114,73 @@ def detection_metrics(
             tpr, fpr = np.r_[0.0, tps / tps[-1]], np.r_[0.0, fps / fps[-1]]
             ranked["roc_auc"] = float(np.trapezoid(tpr, fpr))
             ranked.update({name: float(tpr[fpr <= target + 1e-12].max()) for name, target in FPR_TARGETS.items()})
-    return {"acc_real": acc_real, "acc_generated": acc_generated, MEAN_ACCURACY: both, **ranked,
+    return {"acc_real": acc_real, "acc_generated": acc_generated, MEAN_ACCURACY: both, **ranked, **_calibration(y, s),
             "n_real": float(n_real), "n_generated": float(n_generated)}
+
+
+def probabilities(logits: npt.ArrayLike) -> FloatArray:
+    """sigmoid(logit) in float64, without overflow for logits of any size."""
+    s = np.asarray(logits, dtype=np.float64)
+    e = np.exp(-np.abs(s))
+    return np.where(s >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def uniform_bin_edges(bins: int = CALIBRATION_BINS) -> FloatArray:
+    return np.linspace(0.0, 1.0, bins + 1)
+
+
+def _bin_ids(p: FloatArray, edges: FloatArray) -> IntArray:
+    """Bin i holds (edges[i], edges[i+1]], the first bin [0, edges[1]] (scikit-learn's calibration_curve)."""
+    return np.searchsorted(edges[1:-1], p).astype(np.int64)
+
+
+def reliability_bins(labels: npt.ArrayLike, scores: npt.ArrayLike, edges: npt.ArrayLike | None = None
+                     ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per bin of p(generated): the mean probability, the share of generated images and the count (NaN where a
+    bin is empty). Equal-width bins unless ``edges`` are given."""
+    y, s = _as_arrays(labels, scores)
+    return _binned(y, probabilities(s), uniform_bin_edges() if edges is None else np.asarray(edges, dtype=np.float64))
+
+
+def _binned(y: IntArray, p: FloatArray, edges: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    ids, n = _bin_ids(p, edges), edges.size - 1
+    counts = np.bincount(ids, minlength=n).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.bincount(ids, weights=p, minlength=n) / counts
+        frequency = np.bincount(ids, weights=y.astype(np.float64), minlength=n) / counts
+    return confidence, frequency, counts
+
+
+def expected_calibration_error(labels: npt.ArrayLike, scores: npt.ArrayLike, *, adaptive: bool = False
+                               ) -> float | None:
+    """Σ_b (n_b / N)·|mean p_b − share generated_b| over CALIBRATION_BINS bins of p(generated): equal-width,
+    or equal-mass (edges at the quantiles of p, as calibration_curve's "quantile" strategy) when ``adaptive``."""
+    y, s = _as_arrays(labels, scores)
+    return _calibration_error(y, probabilities(s), adaptive) if y.size else None
+
+
+def _calibration_error(y: IntArray, p: FloatArray, adaptive: bool) -> float:
+    # The percentages as calibration_curve forms them (linspace(0, 1) × 100), so an edge that falls on an image's
+    # probability falls on it the same way.
+    edges = np.percentile(p, uniform_bin_edges() * 100) if adaptive else uniform_bin_edges()
+    confidence, frequency, counts = _binned(y, p, edges)
+    used = counts > 0
+    return float(np.sum(counts[used] * np.abs(confidence[used] - frequency[used])) / y.size)
+
+
+def brier_score(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float | None:
+    """Mean of (p(generated) − label)²."""
+    y, s = _as_arrays(labels, scores)
+    return float(np.mean((probabilities(s) - y) ** 2)) if y.size else None
+
+
+def _calibration(y: IntArray, s: FloatArray) -> dict[str, float | None]:
+    """ECE, adaptive ECE and Brier of checked arrays (each equals the function of its name)."""
+    if not y.size:
+        return dict.fromkeys(CALIBRATION_NAMES)
+    p = probabilities(s)
+    return {"ece": _calibration_error(y, p, False), "ece_adaptive": _calibration_error(y, p, True),
+            "brier": float(np.mean((p - y) ** 2))}
 
 
 def mean_of_subsets(per_subset: Mapping[str, Mapping[str, float | None]], names: Sequence[str]) -> dict[str, float | None]:

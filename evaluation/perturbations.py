@@ -3,15 +3,15 @@
 A condition is named ``jpeg-<quality>`` (re-encode in memory with Pillow's defaults, 4:2:0 chroma subsampling,
 as the Unbiased GenImage code does) or ``scale-<factor>`` (downscale by the factor with an antialiased
 bilinear filter; the pipeline then resizes to the detector's input size, so detail is lost, not the size).
-Real and generated images get the same perturbation.
+The ``wild`` protocol's conditions (``chain-s<seed>``, ``sim-…``) are chains of real-world distortions
+(evaluation.wild) that depend on the image's id too. Real and generated images get the same perturbation.
 """
 from __future__ import annotations
-
-import io
 
 from PIL import Image
 
 from evaluation.errors import UserFault
+from evaluation.wild import apply_chain, condition_chain, encode, is_wild_condition
 
 
 def jpeg_condition(quality: int) -> str:
@@ -24,11 +24,7 @@ def scale_condition(factor: float) -> str:
 
 def jpeg_reencode(image: Image.Image, quality: int) -> Image.Image:
     """The image JPEG-encoded in memory at ``quality`` with Pillow's defaults (4:2:0) and decoded again, as RGB."""
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        return decoded.convert("RGB")
+    return encode(image.convert("RGB"), "JPEG", quality=quality)
 
 
 def _scale(image: Image.Image, factor: float) -> Image.Image:
@@ -39,10 +35,13 @@ def _scale(image: Image.Image, factor: float) -> Image.Image:
     return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
 
 
-def perturb(image: Image.Image, condition: str) -> Image.Image:
-    """``image`` under ``condition``; "" is the clean image itself."""
+def perturb(image: Image.Image, condition: str, image_id: str = "") -> Image.Image:
+    """``image`` under ``condition``; "" is the clean image itself. ``image_id`` is the file's sha256 (the
+    manifest's), which a wild condition draws the image's chain from."""
     if not condition:
         return image
+    if is_wild_condition(condition):
+        return apply_chain(image, condition_chain(condition, image_id))
     kind, _, value = condition.partition("-")
     try:
         if kind == "jpeg" and 1 <= int(value) <= 100:
@@ -51,4 +50,5 @@ def perturb(image: Image.Image, condition: str) -> Image.Image:
             return _scale(image, float(value))
     except ValueError:
         pass
-    raise UserFault(f"unknown perturbation {condition!r}: use jpeg-<quality 1..100> or scale-<factor in (0, 1]>")
+    raise UserFault(f"unknown perturbation {condition!r}: use jpeg-<quality 1..100>, scale-<factor in (0, 1]> "
+                    "or a wild condition (chain-s<seed>, sim-…)")

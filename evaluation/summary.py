@@ -43,6 +43,9 @@ def summary_from_scores(*, protocol: str, config: dict, manifest_url: str, split
     generators = [rows[i].generator for i in row_ids]
     splits = np.array([rows[i].split for i in row_ids], dtype=object)
     values = logits_of(scores, score_kind)
+    if spec.image_groups is not None:
+        groups = spec.image_groups([rows[i].sha256 for i in row_ids], config)
+        values = np.vstack([values.reshape(-1, len(row_ids)), groups])
     metrics = spec.summarise(labels, values, generators, splits, config)
     intervals = bootstrap_intervals(labels, values, generators, lambda y, s, g, p: spec.summarise(y, s, g, p, config),
                                     splits=splits, resamples=resamples)

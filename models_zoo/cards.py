@@ -345,9 +345,10 @@ add_card(Card(
         "spread: between-source scatter ÷ within-source scatter (Fisher's ratio of traces).",
         "The claim is tested on a population of 24 small CNNs (3 training versions × 4 augmentations × 2 seeds, "
         "300 Adam steps each), measured on the ranked version's test split: Spearman's ρ of each indicator "
-        "against the JPEG-robustness area (mean accuracy over qualities 100, 90, 70, 50, 30) and against the "
-        "drop from clean accuracy, with a 95 % bootstrap interval over the models. The page shows whatever "
-        "comes out.",
+        "against the JPEG-robustness area (mean accuracy over qualities 100, 90, 70, 50, 30), against the "
+        "drop from clean accuracy, against the wild protocol's robust ROC-AUC (every test image under its own chain "
+        "of 1–5 real-world distortions, seed 0) and against its drop from the clean ROC-AUC, with a 95 % bootstrap "
+        "interval over the models. The page shows whatever comes out.",
         "Uploads get the same indicators through the indicators analysis (features computed by the sandboxed "
         "detector, indicators by the worker).",
     ),

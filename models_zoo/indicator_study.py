@@ -9,7 +9,9 @@ JPEG re-encoding at quality 75 of half the images) × seeds; 3 × 4 × 2 = 24 on
 Measured on the ranked version's test split, the same images for every model:
 - the indicators of evaluation.indicators on the CNN's pooled features (its penultimate layer, 64 values);
 - robustness: the normalised area under the mean-accuracy curve over JPEG qualities 100, 90, 70, 50, 30 (the
-  jpeg-robustness protocol's area on fewer points), and the drop from clean to that area.
+  jpeg-robustness protocol's area on fewer points), and the drop from clean to that area; and the wild protocol's
+  robust ROC-AUC (mean over generators, every image under its own chain of real-world distortions, seed 0) and
+  its drop from the clean ROC-AUC.
 Then Spearman's ρ of each indicator against each robustness measure, with a bootstrap interval over the models.
 Whatever comes out is reported.
 """
@@ -30,14 +32,18 @@ from evaluation.datasets.manifest import MANIFEST_NAME, centre_crops
 from evaluation.indicators import INDICATORS, feature_indicators, rank_correlation
 from evaluation.metrics import DEFAULT_THRESHOLD, MEAN_ACCURACY
 from evaluation.perturbations import jpeg_condition
+from evaluation.protocols import wild
 from evaluation.protocols.cross_generator import MEAN_SUBSET, subset_metrics
 from evaluation.protocols.indicators import REAL_SOURCE
 from evaluation.protocols.robustness import normalised_area
+from evaluation.wild import chain_condition
 from models_zoo.registry import register_model
 
 AUGMENTATIONS = ("none", "flip", "noise", "jpeg")
 QUALITIES = (100, 90, 70, 50, 30)
-ROBUSTNESS = ("jpeg_area", "jpeg_drop")
+ROBUSTNESS = ("jpeg_area", "jpeg_drop", "wild_auc", "wild_drop")
+WILD_CONDITION = chain_condition(wild.DEFAULT_SEED)
+TEST_CONDITIONS = ("", *(jpeg_condition(q) for q in QUALITIES), WILD_CONDITION)
 SIZE = 64
 
 
@@ -130,23 +136,28 @@ def train(train_split: Split, variation: Variation, steps: int) -> StudyCnn:
     return model.eval()
 
 
+def _difference(first: float | None, second: float | None) -> float | None:
+    return None if first is None or second is None else first - second
+
+
 def measure(model: nn.Module, test: Split) -> dict[str, float | None]:
-    """The model's indicators and JPEG robustness on ``test`` (conditions "" then the QUALITIES)."""
+    """The model's indicators, JPEG and wild robustness on ``test`` (its images under TEST_CONDITIONS)."""
     with torch.no_grad():
         logits = [torch.cat([model(chunk) for chunk in images.split(256)]).double().numpy() for images in test.images]
         features = torch.cat([model.features(chunk) for chunk in test.images[0].split(256)]).numpy()
     sources = [g if label else REAL_SOURCE for g, label in zip(test.generators, test.labels, strict=True)]
-    levels = [subset_metrics(test.labels, z, test.generators, DEFAULT_THRESHOLD)[MEAN_SUBSET][MEAN_ACCURACY]
-              for z in logits]
+    means = [subset_metrics(test.labels, z, test.generators, DEFAULT_THRESHOLD)[MEAN_SUBSET] for z in logits]
+    levels = [m[MEAN_ACCURACY] for m in means[:1 + len(QUALITIES)]]
     area = normalised_area([float(q) for q in QUALITIES], levels[1:])
+    clean_auc, wild_auc = means[0]["roc_auc"], means[TEST_CONDITIONS.index(WILD_CONDITION)]["roc_auc"]
     return {**feature_indicators(features, test.labels, sources), "clean_acc": levels[0], "jpeg_area": area,
-            "jpeg_drop": levels[0] - area if area is not None and levels[0] is not None else None}
+            "jpeg_drop": _difference(levels[0], area), "wild_auc": wild_auc, "wild_drop": _difference(clean_auc, wild_auc)}
 
 
 def run_study(roots: dict[str, Path], ranked: str, *, seeds: Sequence[int] = (0, 1), steps: int = 300,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train and measure the population on ``roots`` (variant -> version folder), test on ``roots[ranked]``."""
-    test = load_split(roots[ranked], "test", ["", *(jpeg_condition(q) for q in QUALITIES)])
+    test = load_split(roots[ranked], "test", TEST_CONDITIONS)
     models = []
     for variant, root in roots.items():
         train_split = load_split(root, "train", ["", jpeg_condition(75)])

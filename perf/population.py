@@ -129,9 +129,8 @@ def benchmark_register(plan: BenchmarkPlan, folder: Path) -> Benchmark:
 
 
 def _conditions(spec: Protocol) -> int | None:
-    """How many perturbed copies of each image the protocol scores; None: one clean score per image."""
-    axis = spec.default_config.get("qualities", spec.default_config.get("scales"))
-    return None if axis is None else len(axis)
+    """How many copies of each image the protocol scores; None: one clean score per image."""
+    return None if spec.conditions is None else len(spec.conditions(spec.default_config))
 
 
 def _template(dataset: Dataset, spec: Protocol, rng: np.random.Generator) -> Summary:

@@ -63,9 +63,9 @@ class _NaNDetector(nn.Module):
         return x.mean(dim=(1, 2, 3)) * float("nan")
 
 
-class _ThreeClassDetector(nn.Module):
+class _RowMeansDetector(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=(2, 3))  # N×3: one "logit" per colour channel, not a contract shape
+        return x.mean(dim=3)  # N×3×S: a mean per row and channel, not a contract shape
 
 
 class _FixedSizeDetector(nn.Module):
@@ -131,13 +131,13 @@ def write_torchscript(path: Path | str, *, seed: int = 0, output: Output = "logi
     return save_scripted(TinyDetector(seed, output), path)
 
 
-def write_bad_torchscript(path: Path | str, kind: Literal["nan", "three", "fixed_size"], *,
+def write_bad_torchscript(path: Path | str, kind: Literal["nan", "rows", "fixed_size"], *,
                           input_size: int = 32) -> Path:
     """A TorchScript file that loads but breaks the contract when run.
 
-    "nan" returns NaN logits, "three" returns N×3, "fixed_size" only accepts ``input_size``.
+    "nan" returns NaN logits, "rows" returns N×3×S, "fixed_size" only accepts ``input_size``.
     """
-    modules = {"nan": _NaNDetector, "three": _ThreeClassDetector}
+    modules = {"nan": _NaNDetector, "rows": _RowMeansDetector}
     module = _FixedSizeDetector(input_size) if kind == "fixed_size" else modules[kind]()
     path = Path(path)
     with warnings.catch_warnings():

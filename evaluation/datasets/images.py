@@ -99,7 +99,8 @@ def _load(root: str, indexed: IndexedRow, size: int, crop: int | None, condition
                 image = open_rgb(handle, indexed.row.path, crop)
         except FileNotFoundError:
             raise DatasetError(f"image {indexed.row.path} is missing from the dataset") from None
-    return torch.stack([to_tensor(perturb(image, condition), size) for condition in conditions])
+    return torch.stack([to_tensor(perturb(image, condition, indexed.row.sha256), size)
+                        for condition in conditions])
 
 
 def _local_path(root: str, path: str) -> str:

@@ -69,6 +69,11 @@ class Detector(ABC):
 
     def scores(self, batch: torch.Tensor) -> numpy.ndarray:
         """The logit of "generated" for each image of an N×3×S×S float batch in [0, 1]: float64, shape (N,)."""
+        return self.outputs(batch)[0]
+
+    def outputs(self, batch: torch.Tensor) -> tuple[numpy.ndarray, numpy.ndarray | None]:
+        """The logit of "generated" per image, and an attribution detector's class logits (N×C over [real,
+        generator₁…], C ≥ 3; None for a binary detector), float64."""
         n = _check_batch(batch, self.input_size)
         try:
             raw = self.raw_output(batch)
@@ -79,7 +84,9 @@ class Detector(ABC):
                 f"The detector failed on a batch of {n} images of {self.input_size}×{self.input_size} "
                 f"pixels: {describe_error(exc)}"
             ) from exc
-        return logits_from_output(raw, n)
+        logits = logits_from_output(raw, n)
+        raw = numpy.asarray(raw)
+        return logits, (raw.astype(numpy.float64) if raw.ndim == 2 and raw.shape[1] >= 3 else None)
 
     def features(self, batch: torch.Tensor) -> numpy.ndarray:
         """The model's ``features(x)`` for each image as the model shapes them: float32, (N, D) vectors or
@@ -402,6 +409,11 @@ def select_logit(raw: numpy.ndarray | torch.Tensor, n: int) -> numpy.ndarray | t
         return raw.reshape(n)
     if tuple(raw.shape) == (n, 2):
         return raw[:, 1] - raw[:, 0]  # softmax(real, generated)[1] == sigmoid(generated - real)
+    if raw.ndim == 2 and raw.shape[0] == n and raw.shape[1] >= 3:
+        # [real, generator₁…]: the log-odds of "any generator" under the softmax, log Σ_g e^{z_g} − z_real.
+        generated = torch.logsumexp(raw[:, 1:], dim=1) if isinstance(raw, torch.Tensor) else \
+            numpy.logaddexp.reduce(raw[:, 1:], axis=1)
+        return generated - raw[:, 0]
     raise output_shape_error(tuple(raw.shape), n)
 
 
@@ -414,7 +426,8 @@ def _describe_value(value: object) -> str:
 def output_shape_error(shape: tuple[int, ...], n: int) -> DetectorOutputError:
     return DetectorOutputError(
         f"The detector returned an output of shape {tuple(shape)} for a batch of {n} images. "
-        f"Accepted shapes: ({n},) or ({n}, 1) logits of 'generated', or ({n}, 2) logits [real, generated]."
+        f"Accepted shapes: ({n},) or ({n}, 1) logits of 'generated', ({n}, 2) logits [real, generated], or "
+        f"({n}, G + 1) logits [real, generator₁ … generator_G] over the benchmark's declared generators."
     )
 
 

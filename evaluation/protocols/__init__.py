@@ -10,6 +10,7 @@ from evaluation.protocols import cross_generator as cross_generator
 from evaluation.protocols import indicators as indicators
 from evaluation.protocols import landscape as landscape
 from evaluation.protocols import robustness as robustness  # noqa: F401  (registers jpeg- and resize-robustness)
+from evaluation.protocols import wild as wild
 from evaluation.protocols.base import EVALUATED_SPLIT as EVALUATED_SPLIT
 from evaluation.protocols.base import VALIDATION_SPLIT as VALIDATION_SPLIT
 from evaluation.protocols.base import Protocol as Protocol

@@ -78,6 +78,11 @@ class Protocol:
     # (the run's ``analysis`` output, config) -> key ("subset/condition") -> metric -> value: numbers that the
     # worker's per-image logits cannot give (e.g. a detector fitted on features), computed from its outputs.
     summarise_analysis: Callable[[dict[str, Any], dict[str, Any]], dict[str, dict[str, float | None]]] | None = None
+    # (image ids: the files' sha256, config) -> G×N rows of per-image values that are not scores (e.g. which distortions an image
+    # got), stacked under the scores so the bootstrap resamples them with their images: ``summarise`` gets (K+G)×N.
+    image_groups: Callable[[list[str], dict[str, Any]], np.ndarray] | None = None
+    # config -> the conditions the worker scores each image under, in the scores' order (None: clean only).
+    conditions: Callable[[dict[str, Any]], list[str]] | None = None
 
     @property
     def fitting_splits(self) -> tuple[str, ...]:
@@ -89,6 +94,13 @@ def sample_positions(total: int, images: int) -> range:
     evenly spaced, so every generator's images are in the sample whatever the manifest's order."""
     stride = max(1, -(-total // max(images, 1)))
     return range(0, total, stride)
+
+
+def shard_ranges(total: int, size: int) -> list[tuple[int, int]]:
+    """[first, last) row ranges of at most ``size`` rows covering ``total`` rows (at least one range): how the
+    platform shards a split, and how the CLI repeats it (the same batches give the same logits to the last bit)."""
+    size = max(size, 1)
+    return [(first, min(first + size, total)) for first in range(0, total, size)] or [(0, 0)]
 
 
 _REGISTRY: dict[str, Protocol] = {}
@@ -116,6 +128,20 @@ def get_protocol(name: str) -> Protocol:
     except KeyError:
         close = difflib.get_close_matches(name, _REGISTRY, n=3) or list_protocols()
         raise UnknownProtocolError(f"no protocol named {name!r}; did you mean: {', '.join(close)}?") from None
+
+
+def score_conditions(detector: Detector, data: ShardData, conditions: list[str],
+                     progress: ProgressCallback) -> ProtocolResult:
+    """Every image scored under each of ``conditions`` (decoded once, see ShardData.condition_batches)."""
+    scores = np.empty((len(conditions), len(data.rows)), dtype=np.float64)
+    done = 0
+    for rows, batch in data.condition_batches(conditions):
+        for k in range(len(conditions)):
+            scores[k, done:done + len(rows)] = detector.scores(batch[k])
+        done += len(rows)
+        progress(done, "scoring")
+    return ProtocolResult(row_ids=[r.row_id for r in data.rows], scores=float32_scores(scores),
+                          conditions=list(conditions))
 
 
 def float32_scores(scores: np.ndarray) -> list[float]:

@@ -15,6 +15,10 @@ v4: accuracies at a threshold carried from the validation split (``*_carried``, 
 v5: scores are logits (the fixed threshold is logit 0, i.e. probability 0.5): a confident detector's images no
     longer tie at probability 1.0, which changes AP, ROC-AUC and TPR at low FPR; the carried threshold is fitted
     on logits (midpoints between logits) and ``threshold_carried`` is a logit.
+v6: calibration of sigmoid(logit): ECE (15 equal-width bins), adaptive ECE (15 equal-mass bins) and Brier per
+    subset, the same on the validation split (``*_val``), and the reliability diagram's bins (condition
+    ``reliability``: per generator subset and over all test images, ``all``); a detector that returns one
+    logit per class (evaluation.attribution) also gets its attribution accuracy and confusion matrix.
 """
 from __future__ import annotations
 
@@ -22,13 +26,17 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.attribution import attribution_metrics, class_conditions
 from evaluation.metrics import (
+    CALIBRATION_BINS,
+    CALIBRATION_NAMES,
     DEFAULT_THRESHOLD,
     MEAN_ACCURACY,
     METRIC_NAMES,
     balanced_threshold,
     detection_metrics,
     mean_of_subsets,
+    reliability_bins,
 )
 from evaluation.protocols.base import (
     EVALUATED_SPLIT,
@@ -43,6 +51,9 @@ from evaluation.protocols.base import (
 
 NAME = "cross-generator"
 MEAN_SUBSET = "mean"
+ALL_SUBSET = "all"  # every image of the split, pooled
+RELIABILITY = "reliability"
+RELIABILITY_SERIES = ("confidence", "frequency", "count")  # per bin: mean p(generated), share generated, images
 
 
 def _real_pool(labels: np.ndarray, gen: np.ndarray, name: str) -> np.ndarray:
@@ -75,6 +86,34 @@ def subset_metrics(
 ACCURACIES = ("acc_real", "acc_generated", MEAN_ACCURACY)
 
 
+def bin_metric(series: str, index: int) -> str:
+    return f"{series}_{index:02d}"
+
+
+def reliability_metrics(labels: np.ndarray, scores: np.ndarray, generators: list[str | None]
+                        ) -> dict[str, dict[str, float | None]]:
+    """The reliability diagram's bins per generator subset and over every image (``ALL_SUBSET``); an empty bin's
+    confidence and frequency are None."""
+    masks, names = subset_masks(labels, generators)
+    chosen = {name: masks[name] for name in names} | {ALL_SUBSET: np.ones(len(labels), dtype=bool)}
+    out: dict[str, dict[str, float | None]] = {}
+    for subset, keep in chosen.items():
+        columns = reliability_bins(labels[keep], scores[keep])
+        out[subset] = {bin_metric(series, b): (None if np.isnan(values[b]) else float(values[b]))
+                       for series, values in zip(RELIABILITY_SERIES, columns, strict=True)
+                       for b in range(CALIBRATION_BINS)}
+    return out
+
+
+def _validation_calibration(labels: np.ndarray, scores: np.ndarray, generators: list[str | None]
+                            ) -> dict[str, dict[str, float | None]]:
+    """ECE, adaptive ECE and Brier of each subset on the validation split (``*_val``)."""
+    if not len(labels):
+        return {}
+    metrics = subset_metrics(labels, scores, generators, DEFAULT_THRESHOLD)
+    return {subset: {f"{name}_val": values.get(name) for name in CALIBRATION_NAMES} for subset, values in metrics.items()}
+
+
 def carried_threshold(labels: np.ndarray, scores: np.ndarray, generators: list[str | None],
                       source: str | None) -> float | None:
     """The balanced-accuracy threshold on the validation images of the source subset (its generated images and
@@ -91,34 +130,54 @@ def carried_threshold(labels: np.ndarray, scores: np.ndarray, generators: list[s
 
 def summarise(labels: np.ndarray, scores: np.ndarray, generators: list[str | None], splits: np.ndarray,
               config: dict[str, Any]) -> dict[str, dict[str, float | None]]:
-    """Test-split metrics at the fixed threshold, and at the threshold carried from the validation split."""
+    """Test-split metrics at the fixed threshold, at the threshold carried from the validation split, the
+    validation split's calibration and the test split's reliability bins (keys ``<subset>/reliability``).
+    ``scores``: N logits of "generated", or (1 + C)×N with an attribution detector's C class logits below."""
+    matrix = np.asarray(scores, dtype=np.float64)
+    scores, class_logits = (matrix, None) if matrix.ndim == 1 else (matrix[0], matrix[1:])
     test, val = splits == EVALUATED_SPLIT, splits == VALIDATION_SPLIT
     test_generators = [g for g, keep in zip(generators, test, strict=True) if keep]
+    val_generators = [g for g, keep in zip(generators, val, strict=True) if keep]
     metrics = subset_metrics(labels[test], scores[test], test_generators, float(config["threshold"]))
-    t = carried_threshold(labels[val], scores[val], [g for g, keep in zip(generators, val, strict=True) if keep],
-                          config.get("source"))
+    t = carried_threshold(labels[val], scores[val], val_generators, config.get("source"))
     carried = subset_metrics(labels[test], scores[test], test_generators, t) if t is not None else {}
+    calibration = _validation_calibration(labels[val], scores[val], val_generators)
     for subset, values in metrics.items():
         at_t = carried.get(subset, {})
         values.update({f"{name}_carried": at_t.get(name) for name in ACCURACIES})
+        values.update({f"{name}_val": calibration.get(subset, {}).get(f"{name}_val") for name in CALIBRATION_NAMES})
         values["threshold_carried"] = t
-    return metrics
+    reliability = reliability_metrics(labels[test], scores[test], test_generators)
+    attribution = {} if class_logits is None else attribution_metrics(labels[test], class_logits[:, test], test_generators)
+    return metrics | {f"{subset}/{RELIABILITY}": values for subset, values in reliability.items()} | attribution
 
 
 def run(detector: Any, data: ShardData, config: dict[str, Any], progress: ProgressCallback) -> ProtocolResult:
+    """The logit of "generated" per image; for an attribution detector, its class logits too (as conditions
+    ``class-0`` … below the clean scores)."""
     scores = np.empty(len(data.rows), dtype=np.float64)
+    classes: np.ndarray | None = None
     done = 0
     for rows, images in data.batches():
-        scores[done : done + len(rows)] = detector.scores(images)
+        logits, class_logits = detector.outputs(images)
+        scores[done : done + len(rows)] = logits
+        if class_logits is not None:
+            if classes is None:
+                classes = np.empty((class_logits.shape[1], len(data.rows)), dtype=np.float64)
+            classes[:, done : done + len(rows)] = class_logits.T
         done += len(rows)
         progress(done, "scoring")
-    return ProtocolResult(row_ids=[r.row_id for r in data.rows], scores=float32_scores(scores))
+    row_ids = [r.row_id for r in data.rows]
+    if classes is None:
+        return ProtocolResult(row_ids=row_ids, scores=float32_scores(scores))
+    return ProtocolResult(row_ids=row_ids, scores=float32_scores(np.vstack([scores, classes])),
+                          conditions=["", *class_conditions(len(classes))])
 
 
 PROTOCOL = register(
     Protocol(
         name=NAME,
-        version=5,
+        version=6,
         title="Cross-generator accuracy, AP and ROC-AUC",
         needs=frozenset({"outputs"}),
         default_config={"threshold": DEFAULT_THRESHOLD, "source": None, "batch_size": 32},

@@ -18,7 +18,7 @@ import numpy as np
 
 from evaluation.metrics import DEFAULT_THRESHOLD, MEAN_ACCURACY
 from evaluation.perturbations import jpeg_condition, scale_condition
-from evaluation.protocols.base import ProgressCallback, Protocol, ProtocolResult, ShardData, float32_scores, register
+from evaluation.protocols.base import ProgressCallback, Protocol, ProtocolResult, ShardData, register, score_conditions
 from evaluation.protocols.cross_generator import subset_metrics
 
 AREA = "area"
@@ -60,26 +60,18 @@ def summarise(labels: np.ndarray, scores: np.ndarray, generators: list[str | Non
 
 
 def run(detector: Any, data: ShardData, config: dict[str, Any], progress: ProgressCallback) -> ProtocolResult:
-    conditions, _ = _axis(config)
-    scores = np.empty((len(conditions), len(data.rows)), dtype=np.float64)
-    done = 0
-    for rows, batch in data.condition_batches(conditions):
-        for k in range(len(conditions)):
-            scores[k, done:done + len(rows)] = detector.scores(batch[k])
-        done += len(rows)
-        progress(done, "scoring")
-    return ProtocolResult(row_ids=[r.row_id for r in data.rows], scores=float32_scores(scores), conditions=conditions)
+    return score_conditions(detector, data, _axis(config)[0], progress)
 
 
 JPEG = register(Protocol(
     name="jpeg-robustness", version=2, title="Robustness to JPEG compression (real and generated alike)",
     needs=frozenset({"outputs"}),
     default_config={"qualities": [100, 95, 90, 80, 70, 60, 50, 30], "threshold": DEFAULT_THRESHOLD, "batch_size": 32},
-    run=run, summarise=summarise, every_version=False,
+    run=run, summarise=summarise, every_version=False, conditions=lambda config: _axis(config)[0],
 ))
 RESIZE = register(Protocol(
     name="resize-robustness", version=2, title="Robustness to downscaling (real and generated alike)",
     needs=frozenset({"outputs"}),
     default_config={"scales": [1.0, 0.75, 0.5, 0.25], "threshold": DEFAULT_THRESHOLD, "batch_size": 32},
-    run=run, summarise=summarise, every_version=False,
+    run=run, summarise=summarise, every_version=False, conditions=lambda config: _axis(config)[0],
 ))

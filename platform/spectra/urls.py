@@ -27,6 +27,7 @@ urlpatterns = [
     path("submissions/", submission_views.my_submissions, name="my-submissions"),
     path("submissions/<int:pk>/", submission_views.submission_detail, name="submission-detail"),
     path("submissions/<int:pk>/artifact/", submission_views.submission_artifact, name="submission-artifact"),
+    path("submissions/<int:pk>/wild/chains.csv", submission_views.submission_wild_chains, name="submission-wild-chains"),
     path("submissions/<int:pk>/figures/<slug:figure>.<slug:fmt>", submission_views.submission_figure,
          name="submission-figure"),
     path("accounts/", include("spectra.accounts.urls")),

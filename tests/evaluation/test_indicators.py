@@ -12,7 +12,15 @@ from scipy.stats import spearmanr
 
 from evaluation.indicators import INDICATORS, feature_indicators, rank_correlation
 from evaluation.protocols.robustness import normalised_area
-from models_zoo.indicator_study import ROBUSTNESS, StudyCnn, load_split, measure, population, run_study
+from models_zoo.indicator_study import (
+    ROBUSTNESS,
+    TEST_CONDITIONS,
+    StudyCnn,
+    load_split,
+    measure,
+    population,
+    run_study,
+)
 from tests.reference import small_version
 
 
@@ -65,13 +73,28 @@ def test_the_population_covers_every_variation() -> None:
     assert len(members) == 24 and len({m.name for m in members}) == 24
 
 
+def _mean_auc(test, logits) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    generators = np.array([g or "" for g in test.generators])
+    names = sorted(set(generators[test.labels == 1]))
+    return float(np.mean([roc_auc_score(test.labels[keep], logits[keep])
+                          for name in names if (keep := (generators == name) | (test.labels == 0)).any()]))
+
+
 def test_a_models_jpeg_area_is_its_curve_and_the_study_correlates_every_pair(mini_root: Path, tmp_path: Path) -> None:
     root = small_version(mini_root, tmp_path, per_class=20)  # 40 images per split: the plumbing, not the numbers
-    test = load_split(root, "test", ["", "jpeg-100", "jpeg-90", "jpeg-70", "jpeg-50", "jpeg-30"])
+    assert TEST_CONDITIONS == ("", "jpeg-100", "jpeg-90", "jpeg-70", "jpeg-50", "jpeg-30", "chain-s0")
+    test = load_split(root, "test", TEST_CONDITIONS)
     torch.manual_seed(0)
-    numbers = measure(StudyCnn().eval(), test)
+    model = StudyCnn().eval()
+    numbers = measure(model, test)
     assert set(INDICATORS) | set(ROBUSTNESS) | {"clean_acc"} <= set(numbers)
     assert numbers["jpeg_drop"] == pytest.approx(numbers["clean_acc"] - numbers["jpeg_area"])
+    with torch.no_grad():  # the wild numbers: scikit-learn's ROC-AUC per generator subset, averaged
+        clean, chained = (model(images).double().numpy() for images in (test.images[0], test.images[-1]))
+    assert numbers["wild_auc"] == pytest.approx(_mean_auc(test, chained))
+    assert numbers["wild_drop"] == pytest.approx(_mean_auc(test, clean) - _mean_auc(test, chained))
     assert normalised_area([1.0, 2.0], [0.5, 0.7]) == pytest.approx(0.6)
     study = run_study({"original": root}, "original", seeds=(0,), steps=3, log=lambda line: None)
     assert len(study["models"]) == 4 and {m["augmentation"] for m in study["models"]} == {"none", "flip", "noise", "jpeg"}

@@ -112,13 +112,13 @@ def test_nan_output_is_refused(files: Path) -> None:
         detector.scores(natural_images(3, 32))
 
 
-def test_three_column_output_is_refused_with_the_accepted_shapes(files: Path) -> None:
-    detector = bad_detector(files, "three")
+def test_an_output_of_another_shape_is_refused_with_the_accepted_shapes(files: Path) -> None:
+    detector = bad_detector(files, "rows")
     with pytest.raises(DetectorOutputError) as caught:
         probe_detector(detector, batch_size=4)
     message = caught.value.message
-    assert "shape (4, 3)" in message
-    assert "(4,)" in message and "(4, 1)" in message and "(4, 2)" in message
+    assert "shape (4, 3, 32)" in message
+    assert "(4,)" in message and "(4, 1)" in message and "(4, 2)" in message and "(4, G + 1)" in message
 
 
 def test_probe_failure_says_to_check_the_input_size(files: Path) -> None:

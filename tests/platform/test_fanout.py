@@ -73,7 +73,7 @@ def test_shards_cover_the_split_and_aggregate_once_all_are_in(settings, alice, m
     submission.refresh_from_db()
     assert submission.status == "done"
     expected = expected_metrics(split_rows(mini_root), np.array([scores[i] for i in lines], dtype=np.float32).astype(float))
-    stored = {r.subset: r.metrics for r in Result.objects.filter(submission=submission)}
+    stored = {r.subset: r.metrics for r in Result.objects.filter(submission=submission, condition="")}
     assert set(stored) == set(expected)
     for subset, metrics in expected.items():
         assert {k: stored[subset][k] for k in metrics} == pytest.approx(metrics, abs=1e-12)

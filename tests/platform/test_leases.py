@@ -82,11 +82,11 @@ def test_a_late_result_of_an_older_attempt_counts_once_and_the_newer_one_overwri
     shard_done_record(outcome=done_message(run, test_split, seed=1))  # attempt 1 came back late: first result
     refresh(run, run.submission)
     assert run.status == "done" and run.submission.status == "done"
-    first = {r.subset: r.metrics for r in Result.objects.filter(submission=run.submission)}
+    first = {(r.subset, r.condition): r.metrics for r in Result.objects.filter(submission=run.submission)}
     shard_done_record(outcome=done_message(run, test_split, seed=1, attempt=2))  # the current attempt: same rows
     shard_done_record(outcome=done_message(run, test_split, seed=2))  # another old one after it: ignored
     assert ImageScores.objects.filter(run=run).count() == 1
-    assert {r.subset: r.metrics for r in Result.objects.filter(submission=run.submission)} == first
+    assert {(r.subset, r.condition): r.metrics for r in Result.objects.filter(submission=run.submission)} == first
     assert Result.objects.filter(submission=run.submission).count() == len(first)
 
 

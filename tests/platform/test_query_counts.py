@@ -1,5 +1,5 @@
 """The SQL queries of each leaderboard, benchmark and submission-list page and read API endpoint do not grow with
-the number of rows: counted on the load test's population (perf/population.py) with 10 and with 1,000 Result
+the number of rows: counted on the load test's population (perf/population.py) with 20 and with 3,000 Result
 rows, i.e. one finished submission per benchmark with one generator and the ranked protocol, against four per
 benchmark (and a running one) with 5 and 8 generators and all three protocols, on more users."""
 from __future__ import annotations
@@ -19,10 +19,11 @@ from spectra.submissions.models import Result, Submission, SubmissionStatus
 pytestmark = pytest.mark.django_db  # without a marked test, pytest-django makes no test database for the fixture
 
 # The same benchmarks and versions as the load test's, with one generator each and the ranked protocol only:
-# one finished submission per benchmark holds exactly 10 Result rows (6 + 4).
+# one finished submission per benchmark holds exactly 20 Result rows (12 + 8: per version, the mean, the
+# generator and the reliability bins of the generator and of all images).
 SMALL_PLAN = Plan(benchmarks=tuple(BenchmarkPlan(b.slug, b.generators[:1], b.variants, b.shared_real, b.superseded)
                                    for b in LOAD_PLAN.benchmarks), users=2, protocols=("cross-generator",))
-SIZES = {10: SMALL_PLAN, 1000: LOAD_PLAN}
+SIZES = {20: SMALL_PLAN, 3000: LOAD_PLAN}  # 3,000: a few hundred rows per entry (the wild protocol's)
 SLUGS = [b.slug for b in LOAD_PLAN.benchmarks]
 URL_NAMES = ["leaderboard page mini-load", "leaderboard page genimage-load", "benchmark page mini-load",
              "my submissions page", "API benchmark list", "API leaderboard mini-load", "API leaderboard genimage-load",
@@ -83,12 +84,12 @@ def test_the_populations_hold_their_rows_and_the_pages_show_them(measured: dict[
         assert sizes.shown == sizes.stored, results
         assert sizes.stored["all results"] == results
         assert list(sizes.queries) == URL_NAMES and all(sizes.queries.values())  # every page was counted
-    small, large = measured[10].stored, measured[1000].stored
+    small, large = measured[20].stored, measured[3000].stored
     assert all(small[slug] == 1 for slug in SLUGS)
     assert all(large[slug] >= 4 for slug in SLUGS) and large["results"] > 10 * small["results"]
 
 
 @pytest.mark.parametrize("name", URL_NAMES)
 def test_the_queries_of_a_page_do_not_grow_with_the_rows(measured: dict[int, Measured], name: str) -> None:
-    few, many = measured[10].queries[name], measured[1000].queries[name]
-    assert few == many, f"{name}: {few} queries with 10 Result rows, {many} with 1,000"
+    few, many = measured[20].queries[name], measured[3000].queries[name]
+    assert few == many, f"{name}: {few} queries with 20 Result rows, {many} with 3,000"

@@ -119,7 +119,7 @@ def test_done_writes_one_result_per_subset_with_provenance_and_the_scores(run, s
     assert (run.status, run.done, run.total, run.stage) == ("done", 1104, 1104, "done")
     assert run.timings == {"load": 0.5, "score": 2.0}
 
-    results = {r.subset: r for r in Result.objects.filter(submission=submission)}
+    results = {r.subset: r for r in Result.objects.filter(submission=submission, condition="")}
     expected = metrics_of(message, test_split)
     assert sorted(results) == sorted(["mean", *MINI_GENERATORS])
     for subset, result in results.items():
@@ -147,12 +147,12 @@ def test_done_without_progress_first_still_finishes_the_submission(run, submissi
 def test_the_same_done_message_twice_leaves_the_same_rows(run, submission, test_split):
     message = done_message(run, test_split, seed=2)
     shard_done_record(outcome=message)
-    first = {r.subset: (r.pk, r.metrics) for r in Result.objects.filter(submission=submission)}
+    first = {(r.subset, r.condition): (r.pk, r.metrics) for r in Result.objects.filter(submission=submission)}
 
     shard_done_record(outcome=message)
 
-    assert Result.objects.filter(submission=submission).count() == 1 + len(MINI_GENERATORS)
-    assert {r.subset: (r.pk, r.metrics) for r in Result.objects.filter(submission=submission)} == first
+    assert Result.objects.filter(submission=submission, condition="").count() == 1 + len(MINI_GENERATORS)
+    assert {(r.subset, r.condition): (r.pk, r.metrics) for r in Result.objects.filter(submission=submission)} == first
     assert ImageScores.objects.filter(run=run).count() == 1
     refresh(submission)
     assert submission.status == "done"
@@ -162,7 +162,7 @@ def test_a_repeated_done_message_overwrites_the_numbers_in_place(run, submission
     shard_done_record(outcome=done_message(run, test_split, seed=2))
     newer = done_message(run, test_split, seed=3)
     shard_done_record(outcome=newer)
-    assert Result.objects.filter(submission=submission).count() == 1 + len(MINI_GENERATORS)
+    assert Result.objects.filter(submission=submission, condition="").count() == 1 + len(MINI_GENERATORS)
     stored = Result.objects.get(submission=submission, subset="mean").metrics
     expected = metrics_of(newer, test_split)["mean"]
     assert {k: stored[k] for k in expected} == pytest.approx(expected, abs=1e-12)
@@ -310,7 +310,7 @@ def test_wide_logits_through_the_worker_and_the_platform_give_scikit_learns_numb
     assert logits.min() < -59 and logits.max() > 59
     exact = expected_metrics(rows, logits)  # scikit-learn on the exact logits
     for subset, values in exact.items():
-        stored = Result.objects.get(submission=submission, subset=subset).metrics
+        stored = Result.objects.get(submission=submission, subset=subset, condition="").metrics
         for name in ("ap", "roc_auc", "acc_mean"):
             assert stored[name] == pytest.approx(values[name], abs=1e-12), (subset, name)
 
@@ -323,7 +323,7 @@ def test_wide_logits_through_the_worker_and_the_platform_give_scikit_learns_numb
     tied = expected_metrics(rows, probabilities.astype(np.float64))  # scikit-learn on what was stored
     ap_moved = 0.0
     for subset, values in tied.items():
-        stored = Result.objects.get(submission=submission, subset=subset).metrics
+        stored = Result.objects.get(submission=submission, subset=subset, condition="").metrics
         for name in ("ap", "roc_auc"):  # (expected_metrics' accuracies cut at logit 0, not at probability 0.5)
             assert stored[name] == pytest.approx(values[name], abs=1e-12), (subset, name)
         assert stored["acc_mean"] == exact[subset]["acc_mean"]

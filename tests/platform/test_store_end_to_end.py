@@ -69,7 +69,7 @@ def _evaluate(client, path: Path, workers: Workers) -> dict[str, tuple[dict, dic
     assert response.status_code == 302, response.content.decode()[:2000]
     submission = workers.wait_for(int(response.url.rstrip("/").split("/")[-1]))
     assert submission.status == "done", submission.error
-    return {r.subset: (r.metrics, r.intervals) for r in submission.results.all()}
+    return {(r.subset, r.condition): (r.metrics, r.intervals) for r in submission.results.all()}
 
 
 def test_a_submission_evaluated_from_the_store_by_a_worker_without_the_disks_scores_as_from_local_storage(

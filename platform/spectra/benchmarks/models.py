@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from django.db import models
 
+from evaluation.attribution import REAL_CLASS
 from evaluation.datasets.manifest import MANIFEST_NAME
+from evaluation.protocols.base import EVALUATED_SPLIT
 
 
 class Benchmark(models.Model):
@@ -46,6 +48,13 @@ class Dataset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.benchmark.slug}/{self.variant}@{self.manifest_sha256[:12]}"
+
+    @property
+    def attribution_classes(self) -> list[str]:
+        """The classes an attribution detector's logits are over, in order: real, then the test generators sorted
+        (evaluation.attribution.declared_classes, from this version's subsets)."""
+        generators = {s.generator for s in self.subsets.all() if s.split == EVALUATED_SPLIT and s.n_generated}
+        return [REAL_CLASS, *sorted(generators)]
 
     @property
     def manifest_url(self) -> str:

@@ -190,16 +190,32 @@ class AnalysisRow:
     manifest_sha256: str
     artifact_sha256: str
     transfer: bool = False  # an adversarial number from a zoo surrogate's attacks (the detector gave no gradients)
+    companion: float | None = None  # the tab's second number (AnalysisTab.companion), with its interval
+    companion_interval: list[float] | None = None
+
+
+def _tab_results(benchmark: Benchmark, user, protocol: str, condition: str) -> QuerySet[Result]:
+    """Subset "mean" rows of one protocol and condition on each visible finished submission's ranked version."""
+    return Result.objects.filter(visible_to(user, path="submission__"), submission__benchmark=benchmark,
+                                 submission__status=SubmissionStatus.DONE, protocol=protocol, condition=condition,
+                                 subset=MEAN_SUBSET, dataset=F("submission__dataset"))
+
+
+def _add_companions(rows: list[AnalysisRow], benchmark: Benchmark, user, tab: AnalysisTab) -> None:
+    if tab.companion is None:
+        return
+    condition, metric, _ = tab.companion
+    found = {r.submission_id: r for r in _tab_results(benchmark, user, tab.protocol, condition)}
+    for row in rows:
+        if (result := found.get(row.submission_id)) is not None:
+            row.companion, row.companion_interval = result.metrics.get(metric), (result.intervals or {}).get(metric)
 
 
 def analysis_rows(*, benchmark: Benchmark, user, tab: AnalysisTab) -> list[AnalysisRow]:
     """Finished, visible submissions with ``tab``'s number on their ranked version, best first (highest or lowest
     as the tab says; ties share a rank; rows without the number last). Tie groups from the intervals, where the
     number has them."""
-    results = (Result.objects.filter(visible_to(user, path="submission__"), submission__benchmark=benchmark,
-                                     submission__status=SubmissionStatus.DONE, protocol=tab.protocol,
-                                     condition=tab.condition, subset=MEAN_SUBSET, dataset=F("submission__dataset"))
-               .select_related("submission", "submission__owner"))
+    results = _tab_results(benchmark, user, tab.protocol, tab.condition).select_related("submission", "submission__owner")
     rows = [AnalysisRow(rank=0, tie_group=0, submission_id=r.submission_id, name=r.submission.name,
                         owner=r.submission.owner.username, value=r.metrics.get(tab.metric),
                         interval=(r.intervals or {}).get(tab.metric), evaluator_version=r.evaluator_version,
@@ -215,6 +231,7 @@ def analysis_rows(*, benchmark: Benchmark, user, tab: AnalysisTab) -> list[Analy
                 for r in rows]
     for row, group in zip(rows, tie_groups(mirrored), strict=True):
         row.tie_group = group
+    _add_companions(rows, benchmark, user, tab)
     return rows
 
 

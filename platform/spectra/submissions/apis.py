@@ -15,6 +15,7 @@ from spectra.benchmarks.selectors import benchmark_get
 from spectra.core.errors import ApplicationError, NotFoundError
 from spectra.submissions import selectors
 from spectra.submissions.models import FORMAT_CHOICES, Result, Submission
+from spectra.submissions.reproduce import reproductions
 from spectra.submissions.services.submissions import submission_create
 
 
@@ -57,13 +58,20 @@ class SubmissionOutput(serializers.ModelSerializer):
 
 class ResultOutput(serializers.ModelSerializer):
     variant = serializers.CharField(source="dataset.variant", help_text="The dataset version these numbers are on.")
+    reproduce = serializers.SerializerMethodField(help_text='The `python -m evaluation` command that prints these '
+                                                  'numbers again, with "$DETECTOR" and "$DATASET" for the two files.')
 
     class Meta:
         model = Result
         fields = [
             "variant", "protocol", "protocol_version", "condition", "subset", "metrics", "intervals", "schema_version", "evaluator_version",
-            "manifest_sha256", "artifact_sha256", "created",
+            "manifest_sha256", "artifact_sha256", "config", "created", "reproduce",
         ]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_reproduce(self, result: Result) -> str | None:
+        found = self.context.get("reproductions", {}).get((result.dataset_id, result.protocol))
+        return found.command if found else None
 
 
 class SubmissionCreateApi(APIView):
@@ -116,4 +124,6 @@ class SubmissionResultsApi(APIView):
     @extend_schema(responses=ResultOutput(many=True))
     def get(self, request: Request, pk: int) -> Response:
         submission = selectors.submission_get(pk=pk, user=request.user)
-        return Response(ResultOutput(selectors.result_list(submission=submission), many=True).data)
+        results = selectors.result_list(submission=submission)
+        context = {"reproductions": reproductions(submission=submission, results=results)}
+        return Response(ResultOutput(results, many=True, context=context).data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from evaluation.attribution import ATTRIBUTION, CONFUSION, REAL_CLASS
 from evaluation.metrics import MEAN_ACCURACY
 from evaluation.protocols import MEAN_SUBSET, get_protocol
 from evaluation.protocols.robustness import AREA
@@ -32,7 +33,6 @@ def results_chart(results: list) -> dict:
     return {"data": traces, "layout": layout}
 
 
-
 @dataclass
 class RobustnessSection:
     protocol: str
@@ -41,6 +41,7 @@ class RobustnessSection:
     subsets: list[str]
     areas: list[Result] = field(default_factory=list)  # one row per subset: the normalised areas
     figure: dict[str, Any] = field(default_factory=dict)
+    reproduction: Any = None  # spectra.submissions.reproduce.Reproduction, set by the view
 
 
 def _matrix(results: list[Result], subsets: list[str], conditions: list[str]) -> list[list[float | None]]:
@@ -68,3 +69,29 @@ def robustness_sections(results: list[Result]) -> list[RobustnessSection]:
             figure={"data": [heatmap, *curves], "layout": layout},
         ))
     return sections
+
+
+@dataclass
+class AttributionSection:
+    headline: Result  # subset "mean": accuracy, balanced accuracy and the class counts
+    classes: list[str]
+    figure: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mismatch(self) -> bool:
+        return self.headline.metrics.get("classes_returned") != self.headline.metrics.get("classes_declared")
+
+
+def attribution_section(results: list[Result]) -> AttributionSection | None:
+    """An attribution detector's accuracy and its confusion matrix (rows: true class, shares by predicted class)."""
+    headline = next((r for r in results if r.condition == ATTRIBUTION and r.subset == MEAN_SUBSET), None)
+    if headline is None:
+        return None
+    rows = {r.subset: r for r in results if r.condition == CONFUSION}
+    classes = [REAL_CLASS, *sorted(name for name in rows if name != REAL_CLASS)]
+    heatmap = {"type": "heatmap", "name": "share", "x": classes, "y": classes, "zmin": 0, "zmax": 1,
+               "z": [[rows[true].metrics.get(f"to_{predicted}") for predicted in classes] for true in classes],
+               "colorscale": "Blues", "colorbar": {"title": {"text": "share"}}}
+    layout = {"height": 160 + 32 * len(classes), "margin": {"t": 30},
+              "xaxis": {"title": {"text": "predicted"}}, "yaxis": {"title": {"text": "true"}, "autorange": "reversed"}}
+    return AttributionSection(headline, classes if rows else [], {"data": [heatmap], "layout": layout} if rows else {})

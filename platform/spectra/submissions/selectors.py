@@ -1,18 +1,22 @@
 """Reads of submissions, their progress, results and stored scores."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from django.core.files.storage import default_storage
 from django.db.models import Q, QuerySet
 
+from evaluation.datasets.manifest import read_manifest_stream
 from evaluation.metrics import logits_of
-from evaluation.protocols import MEAN_SUBSET
+from evaluation.protocols import EVALUATED_SPLIT, MEAN_SUBSET, wild
+from evaluation.storage import open_url
+from evaluation.wild import CHAIN_PREFIX, condition_chain, describe_chain
 from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.core.errors import NotFoundError
 from spectra.submissions import scorefiles
-from spectra.submissions.models import Artifact, ImageScores, Result, Submission
+from spectra.submissions.models import Artifact, EvaluationRun, ImageScores, Result, Submission, SubmissionStatus
 
 
 @dataclass(frozen=True)
@@ -116,3 +120,43 @@ def analyses_not_applicable(*, submission: Submission) -> list[tuple[str, str]]:
 
     runs = submission.runs.exclude(not_applicable="").values_list("protocol", "not_applicable").distinct()
     return [(get_protocol(protocol).title, reason) for protocol, reason in runs]
+
+
+def wild_chains_public(*, submission: Submission) -> bool:
+    """Whether the wild protocol's images may be listed with their paths and labels (the test split is public)."""
+    return EVALUATED_SPLIT not in submission.dataset.hidden_splits
+
+
+def _wild_scored(runs: list[EvaluationRun]) -> Iterator[tuple[int, np.ndarray]]:
+    for run in runs:  # one shard's scores in memory at a time
+        row_ids, values = image_scores_get(scores=run.scores)
+        matrix = values.reshape(len(run.scores.conditions), len(row_ids))
+        for column, row_id in enumerate(row_ids.tolist()):
+            yield row_id, matrix[:, column]
+
+
+def wild_chain_lines(*, submission: Submission) -> Iterator[list[object]]:
+    """The wild protocol's images on the ranked version, each with its chain and its logit under every condition
+    (a header first), in manifest order: the manifest and the stored scores are streamed side by side. A hidden
+    split's images are named by their file's sha256 alone (the archive's bytes give it), never a path or a label."""
+    runs = sorted(submission.runs.filter(protocol=wild.NAME, dataset=submission.dataset_id, scores__isnull=False,
+                                         status=SubmissionStatus.DONE).select_related("scores"),
+                  key=lambda run: run.first_row)
+    if not runs:
+        raise NotFoundError(f"Submission #{submission.pk} has no finished wild evaluation.")
+    public = wild_chains_public(submission=submission)
+    conditions = runs[0].scores.conditions
+    chained = next(c for c in conditions if c.startswith(CHAIN_PREFIX))
+    described = ["row_id", "path", "label", "generator"] if public else []
+    yield [*described, "sha256", "chain", *(f"logit {c or 'clean'}" for c in conditions)]
+    scored = _wild_scored(runs)
+    pending = next(scored, None)
+    with open_url(submission.dataset.manifest_url) as handle:
+        for line, row in enumerate(read_manifest_stream(handle)):
+            if pending is None:
+                return
+            if line == pending[0]:
+                shown = [line, row.path, row.label, row.generator or ""] if public else []
+                yield [*shown, row.sha256, describe_chain(condition_chain(chained, row.sha256)),
+                       *(f"{v:.9g}" for v in pending[1])]
+                pending = next(scored, None)

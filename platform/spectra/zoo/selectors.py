@@ -6,14 +6,15 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from evaluation.bootstrap import difference_interval
+from evaluation.protocols import MEAN_SUBSET, wild
 from models_zoo.registry import Card, UnknownModelError, get_card, list_cards
 from spectra.benchmarks.selectors import VARIANT_ORDER
 from spectra.core.errors import NotFoundError
 from spectra.leaderboards.selectors import mean_accuracy_by_variant
-from spectra.submissions.models import Artifact, Submission, SubmissionStatus
+from spectra.submissions.models import Artifact, Result, Submission, SubmissionStatus
 from spectra.submissions.selectors import visible_to
 from spectra.zoo.models import ZooExperiment, ZooPreparation, ZooStage
 
@@ -44,6 +45,31 @@ def zoo_row_accuracy(*, rows: list[Submission]) -> dict[int, list[tuple[str, flo
     """Each row's clean cross-generator mean accuracy per dataset version, in the platform's version order."""
     means = mean_accuracy_by_variant(submissions=[row.pk for row in rows])
     return {pk: [(variant, value) for variant, (value, _) in by_variant.items()] for pk, by_variant in means.items()}
+
+
+@dataclass(frozen=True)
+class WildLoss:
+    clean: float | None
+    robust: float | None
+    drop: float | None
+    drop_interval: list[float] | None
+
+
+def zoo_row_wild(*, rows: list[Submission]) -> dict[int, WildLoss]:
+    """Each row's ROC-AUC (mean over generators) clean and under the wild chains, and the drop with its paired
+    95 % interval, on its ranked version."""
+    found: dict[int, dict[str, Result]] = {}
+    results = Result.objects.filter(submission__in=[row.pk for row in rows], protocol=wild.NAME, subset=MEAN_SUBSET,
+                                    condition__in=["", wild.CHAINS, wild.DROP], dataset=F("submission__dataset"))
+    for result in results:
+        found.setdefault(result.submission_id, {})[result.condition] = result
+    out = {}
+    for pk, by_condition in found.items():
+        clean, robust, drop = (by_condition.get(c) for c in ("", wild.CHAINS, wild.DROP))
+        out[pk] = WildLoss(clean.metrics.get("roc_auc") if clean else None, robust.metrics.get("roc_auc") if robust else None,
+                           drop.metrics.get("roc_auc_drop") if drop else None,
+                           (drop.intervals or {}).get("roc_auc_drop") if drop else None)
+    return out
 
 
 def zoo_artifact_get(*, entry: str, sha256: str, user) -> Artifact:

@@ -17,6 +17,7 @@ from spectra.zoo.selectors import (
     zoo_debiasing_effect,
     zoo_experiment_list,
     zoo_row_accuracy,
+    zoo_row_wild,
     zoo_submission_list,
 )
 
@@ -79,10 +80,10 @@ def _experiments(name: str) -> dict:
 def zoo_detail(request: HttpRequest, name: str) -> HttpResponse:
     card = _card(name)
     rows = list(zoo_submission_list(entry=name, user=request.user))
-    accuracy = zoo_row_accuracy(rows=rows)
+    accuracy, in_the_wild = zoo_row_accuracy(rows=rows), zoo_row_wild(rows=rows)
     return render(request, "zoo/detail.html", {
         "card": card, "effects": zoo_debiasing_effect(entry=name, user=request.user),
-        "rows": [(row, accuracy.get(row.pk, [])) for row in rows], **_experiments(name),
+        "rows": [(row, accuracy.get(row.pk, []), in_the_wild.get(row.pk)) for row in rows], **_experiments(name),
     })
 
 

@@ -6,7 +6,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from evaluation.protocols import Protocol, get_protocol, list_analyses
-from evaluation.protocols.base import sample_positions
+from evaluation.protocols.base import sample_positions, shard_ranges
 from spectra.benchmarks.models import Benchmark, Dataset
 from spectra.benchmarks.selectors import dataset_current, dataset_versions_evaluated, split_size
 from spectra.core import pagecache
@@ -15,12 +15,6 @@ from spectra.submissions.models import EvaluationRun, Submission
 from spectra.submissions.services import runs as run_services
 from spectra.submissions.services.analyses import analysis_run_config
 from spectra.submissions.services.artifacts import artifact_store
-
-
-def shard_ranges(total: int, size: int) -> list[tuple[int, int]]:
-    """[first, last) row ranges of at most ``size`` rows covering ``total`` rows (at least one range)."""
-    size = max(size, 1)
-    return [(first, min(first + size, total)) for first in range(0, total, size)] or [(0, 0)]
 
 
 def _plan(submission: Submission, datasets: list[Dataset]) -> list[tuple[Protocol, Dataset]]:
