@@ -72,6 +72,25 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _config_errors(protocol: str, config: dict) -> list[str]:
+    """What is wrong with ``--config`` against the protocol's defaults: unknown names and values of another type."""
+    defaults = get_protocol(protocol).default_config
+    unknown = sorted(set(config) - set(defaults))
+    if unknown:
+        return [f"{protocol} has no setting {', '.join(map(repr, unknown))}; its settings are {', '.join(sorted(defaults))}"]
+    return [f"{name} must be like {defaults[name]!r}, not {value!r}" for name, value in config.items()
+            if not _same_kind(value, defaults[name])]
+
+
+def _same_kind(value: object, default: object) -> bool:
+    """Whether ``value`` may replace ``default`` (None stands for anything; an int may stand for a float)."""
+    if value is None or default is None:
+        return True
+    if isinstance(default, float) and not isinstance(value, bool):
+        return isinstance(value, (int, float))
+    return type(value) is type(default)
+
+
 def _unexpected(args: argparse.Namespace, request: ShardRequest) -> list[str]:
     """What differs from the versions and hashes the command expects."""
     found = {"artifact-sha256": request.artifact_sha256, "manifest-sha256": request.manifest_sha256,
@@ -127,9 +146,13 @@ def _score(requests: list[ShardRequest]) -> tuple[list[int], np.ndarray, dict] |
         print(file=sys.stderr)
         if outcome.status != "done":
             return f"error ({outcome.error_kind or outcome.status}): {outcome.error}"
+        if not outcome.row_ids:  # an empty split
+            continue
         row_ids += outcome.row_ids
         scores.append(np.asarray(outcome.scores, dtype=np.float64).reshape(-1, len(outcome.row_ids)))
         analysis = outcome.analysis
+    if not scores:
+        return "error: the split holds no images"
     return row_ids, np.concatenate(scores, axis=1), analysis
 
 
@@ -155,6 +178,9 @@ def _report(request: ShardRequest, args: argparse.Namespace, requests: list[Shar
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _wire_zoo_architectures()
+    if problems := _config_errors(args.protocol, args.config) if args.protocol in list_protocols() else []:
+        print("error: --config: " + "; ".join(problems), file=sys.stderr)
+        return 2
     try:
         request = local_shard_request(
             args.detector, args.dataset, input_size=args.input_size, protocol=args.protocol, split=args.split,

@@ -8,11 +8,12 @@ rows of shares (each true class's images, by predicted class). Numpy only; tests
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 REAL_CLASS = "real"
+MAX_CLASSES = 256  # real and at most 255 generators: the widest output a detector may return per image
 CLASS_PREFIX = "class-"  # the worker's condition names of the class logits: class-0 (real), class-1 …
 ATTRIBUTION = "attribution"  # result key of the headline numbers (subset "mean")
 CONFUSION = "confusion"  # result key of each true class's row of the matrix (subset: that class)
@@ -22,9 +23,14 @@ def class_conditions(count: int) -> list[str]:
     return [f"{CLASS_PREFIX}{c}" for c in range(count)]
 
 
+def classes_of(generators: Iterable[str | None]) -> list[str]:
+    """[real, the named generators in sorted order]: the order of an attribution detector's logits."""
+    return [REAL_CLASS, *sorted({g for g in generators if g})]
+
+
 def declared_classes(labels: np.ndarray, generators: Sequence[str | None]) -> list[str]:
-    """[real, the generators of the generated images in sorted order]."""
-    return [REAL_CLASS, *sorted({g for g, y in zip(generators, labels, strict=True) if y == 1 and g})]
+    """The classes of these images: real, then the generators of the generated ones (``classes_of``)."""
+    return classes_of(g for g, y in zip(generators, labels, strict=True) if y == 1)
 
 
 def _true_classes(labels: np.ndarray, generators: Sequence[str | None], classes: list[str]) -> np.ndarray:
@@ -39,7 +45,8 @@ def attribution_metrics(labels: np.ndarray, class_logits: np.ndarray, generators
     classes = declared_classes(labels, generators)
     returned = int(class_logits.shape[0])
     counts = {"classes_returned": float(returned), "classes_declared": float(len(classes))}
-    if returned != len(classes) or not len(labels):
+    unnamed = any(y == 1 and not g for y, g in zip(labels, generators, strict=True))  # no class to attribute to
+    if returned != len(classes) or not len(labels) or unnamed:
         return {f"mean/{ATTRIBUTION}": {"attribution_acc": None, "attribution_balanced_acc": None, **counts}}
     truth = _true_classes(labels, generators, classes)
     predicted = np.argmax(class_logits, axis=0)

@@ -174,8 +174,12 @@ def brier_score(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float | None:
     return float(np.mean((probabilities(s) - y) ** 2)) if y.size else None
 
 
+def calibration_metrics(labels: npt.ArrayLike, scores: npt.ArrayLike) -> dict[str, float | None]:
+    """ECE, adaptive ECE and Brier at once (each equals the function of its name)."""
+    return _calibration(*_as_arrays(labels, scores))
+
+
 def _calibration(y: IntArray, s: FloatArray) -> dict[str, float | None]:
-    """ECE, adaptive ECE and Brier of checked arrays (each equals the function of its name)."""
     if not y.size:
         return dict.fromkeys(CALIBRATION_NAMES)
     p = probabilities(s)

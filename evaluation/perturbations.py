@@ -41,6 +41,8 @@ def perturb(image: Image.Image, condition: str, image_id: str = "") -> Image.Ima
     if not condition:
         return image
     if is_wild_condition(condition):
+        if not image_id:  # every image would get the same chain
+            raise UserFault(f"the wild condition {condition!r} needs the image's id (its file's sha256)")
         return apply_chain(image, condition_chain(condition, image_id))
     kind, _, value = condition.partition("-")
     try:

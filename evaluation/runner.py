@@ -118,7 +118,7 @@ def run_shard(request: ShardRequest, sink: ProgressSink, source: DetectorSource 
         return shard_done(request, status="failed", error=error.message, error_kind="platform",
                           retryable=error.retryable)
     return shard_done(request, status="done", row_ids=result.row_ids, scores=result.scores,
-                      conditions=result.conditions, timings=timings, isolation=dict(detector.isolation),
+                      conditions=result.conditions, timings=timings, isolation={**detector.isolation, "device": detector.device.type},
                       analysis=result.analysis)
 
 

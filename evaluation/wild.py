@@ -3,7 +3,9 @@
 Each kind is a pair of functions: ``sample(rng)`` draws its parameters and ``apply(image, params)`` applies them
 to an RGB image. Parameters never depend on the image (a crop is drawn as fractions of the size), so an image's
 chain is a function of its id and the seed alone: ``chain_for(image_id, seed)`` gives the same chain on every
-worker, in every shard, and on the platform, which lists it without touching pixels. An image's id is the sha256
+worker, in every shard, and on the platform, which lists it without touching pixels. The draws come from SHA-256
+in counter mode (``ChainRandom``), not from numpy's generators, whose streams may change between numpy versions:
+the platform and the workers may run different ones. An image's id is the sha256
 of its file, as the manifest records it, not its path: a path can name the generator, and a chain drawn from it
 could then be matched back to guessed paths, telling a hidden split's labels. A chain has 1–5 distinct
 kinds in a random order. Noise draws its pixels from a seed that is itself one of the parameters.
@@ -37,14 +39,14 @@ PRESET_PREFIX = "sim-"
 class Distortion:
     name: str
     description: str  # what it does and its parameter ranges, shown on the protocol's page
-    sample: Callable[[np.random.Generator], Params]
+    sample: Callable[[Random], Params]
     apply: Callable[[Image.Image, Params], Image.Image]
 
 
 _KINDS: dict[str, Distortion] = {}
 
 
-def distortion(name: str, description: str, sample: Callable[[np.random.Generator], Params]
+def distortion(name: str, description: str, sample: Callable[[Random], Params]
                ) -> Callable[[Callable[[Image.Image, Params], Image.Image]], Callable[[Image.Image, Params], Image.Image]]:
     """Register ``apply`` as the kind ``name`` whose parameters ``sample`` draws."""
     def register(apply: Callable[[Image.Image, Params], Image.Image]) -> Callable[[Image.Image, Params], Image.Image]:
@@ -77,11 +79,46 @@ def encode(image: Image.Image, fmt: str, **options: Any) -> Image.Image:
         return decoded.convert("RGB")
 
 
-def _uniform(low: float, high: float, digits: int = 3) -> Callable[[np.random.Generator], float]:
+class ChainRandom:
+    """Uniform draws from SHA-256(key ‖ counter): the same numbers on every machine, numpy version and language.
+    The methods a kind's ``sample`` uses, named as numpy's Generator names them."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key, self._counter = key, 0
+
+    def _bits(self) -> int:
+        digest = hashlib.sha256(self._key + self._counter.to_bytes(8, "big")).digest()
+        self._counter += 1
+        return int.from_bytes(digest[:8], "big")
+
+    def uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * ((self._bits() >> 11) / 2.0**53)
+
+    def integers(self, low: int, high: int, size: int | None = None) -> Any:
+        """An integer in [low, high) (a list of ``size`` of them); the modulo bias of 64 bits is below 2⁻³⁰ here."""
+        if size is not None:
+            return [self.integers(low, high) for _ in range(size)]
+        return low + self._bits() % (high - low)
+
+    def choice(self, options: Sequence[Any]) -> Any:
+        return options[self.integers(0, len(options))]
+
+    def permutation(self, n: int) -> list[int]:
+        order = list(range(n))
+        for i in range(n - 1, 0, -1):  # Fisher–Yates
+            j = self.integers(0, i + 1)
+            order[i], order[j] = order[j], order[i]
+        return order
+
+
+Random = ChainRandom | np.random.Generator  # what ``sample`` accepts (tests also pass numpy's)
+
+
+def _uniform(low: float, high: float, digits: int = 3) -> Callable[[Random], float]:
     return lambda rng: round(float(rng.uniform(low, high)), digits)
 
 
-def _integer(low: int, high: int) -> Callable[[np.random.Generator], int]:
+def _integer(low: int, high: int) -> Callable[[Random], int]:
     """An integer in [low, high], inclusive."""
     return lambda rng: int(rng.integers(low, high + 1))
 
@@ -195,7 +232,7 @@ def _sharpen(image: Image.Image, p: Params) -> Image.Image:
     return ImageEnhance.Sharpness(image).enhance(p["factor"])
 
 
-def _noise_params(low: float, high: float, name: str) -> Callable[[np.random.Generator], Params]:
+def _noise_params(low: float, high: float, name: str) -> Callable[[Random], Params]:
     return lambda rng: {name: _uniform(low, high)(rng), "noise_seed": int(rng.integers(0, 2**31 - 1))}
 
 
@@ -258,10 +295,9 @@ def _screenshot(image: Image.Image, p: Params) -> Image.Image:
 Chain = list[tuple[str, Params]]  # (kind, parameters), applied in order
 
 
-def chain_rng(image_id: str, seed: int) -> np.random.Generator:
-    """The generator an image's chain is drawn from: sha256 of (seed, image id), so it needs no shared state."""
-    digest = hashlib.sha256(f"{int(seed)}\0{image_id}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:16], "big"))
+def chain_rng(image_id: str, seed: int) -> ChainRandom:
+    """The draws an image's chain comes from, keyed by (seed, image id): no shared state, no numpy stream."""
+    return ChainRandom(f"spectra-wild\0{int(seed)}\0{image_id}".encode())
 
 
 def chain_for(image_id: str, seed: int, kinds: Sequence[str] | None = None) -> Chain:
@@ -322,3 +358,31 @@ def condition_chain(condition: str, image_id: str) -> Chain:
     elif condition in PRESETS:
         return PRESETS[condition].chain
     raise UserFault(f"unknown wild condition {condition!r}: use {CHAIN_PREFIX}<seed> or one of {', '.join(PRESETS)}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m evaluation.wild IMAGE [--seed N] [--out FILE]``: the chain an image file gets, and its result."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m evaluation.wild", description=main.__doc__)
+    parser.add_argument("image", help="an image file of a dataset version (its sha256 is the image's id)")
+    parser.add_argument("--seed", type=int, default=0, help="the wild protocol's seed (default 0)")
+    parser.add_argument("--out", help="write the image after its chain here (PNG), before any resize")
+    args = parser.parse_args(argv)
+    try:
+        with open(args.image, "rb") as handle:
+            data = handle.read()
+        chain = chain_for(hashlib.sha256(data).hexdigest(), args.seed)
+        print(describe_chain(chain))
+        if args.out:
+            with Image.open(io.BytesIO(data)) as image:
+                apply_chain(image.convert("RGB"), chain).save(args.out, format="PNG")
+    except (OSError, UserFault) as error:
+        print(f"error: {getattr(error, 'message', error)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -86,7 +86,13 @@ class Detector(ABC):
             ) from exc
         logits = logits_from_output(raw, n)
         raw = numpy.asarray(raw)
-        return logits, (raw.astype(numpy.float64) if raw.ndim == 2 and raw.shape[1] >= 3 else None)
+        if raw.ndim != 2 or raw.shape[1] < 3:
+            return logits, None
+        huge = int(numpy.count_nonzero(numpy.abs(raw) > LOGIT_LIMIT))
+        if huge:
+            raise DetectorOutputError(f"The detector returned class logits beyond float32's range (about ±3.4e38): "
+                                      f"{huge} of {raw.size} values.")
+        return logits, raw.astype(numpy.float64)
 
     def features(self, batch: torch.Tensor) -> numpy.ndarray:
         """The model's ``features(x)`` for each image as the model shapes them: float32, (N, D) vectors or

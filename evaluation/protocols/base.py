@@ -81,7 +81,8 @@ class Protocol:
     # (image ids: the files' sha256, config) -> G×N rows of per-image values that are not scores (e.g. which distortions an image
     # got), stacked under the scores so the bootstrap resamples them with their images: ``summarise`` gets (K+G)×N.
     image_groups: Callable[[list[str], dict[str, Any]], np.ndarray] | None = None
-    # config -> the conditions the worker scores each image under, in the scores' order (None: clean only).
+    # config -> the conditions the worker scores each image under, in the scores' order, when the config alone
+    # decides them (None: clean only, or decided by the detector, as cross-generator's attribution logits are).
     conditions: Callable[[dict[str, Any]], list[str]] | None = None
 
     @property

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.attribution import attribution_metrics, class_conditions
+from evaluation.errors import DetectorOutputError
 from evaluation.metrics import (
     CALIBRATION_BINS,
     CALIBRATION_NAMES,
@@ -34,6 +35,7 @@ from evaluation.metrics import (
     MEAN_ACCURACY,
     METRIC_NAMES,
     balanced_threshold,
+    calibration_metrics,
     detection_metrics,
     mean_of_subsets,
     reliability_bins,
@@ -110,8 +112,10 @@ def _validation_calibration(labels: np.ndarray, scores: np.ndarray, generators: 
     """ECE, adaptive ECE and Brier of each subset on the validation split (``*_val``)."""
     if not len(labels):
         return {}
-    metrics = subset_metrics(labels, scores, generators, DEFAULT_THRESHOLD)
-    return {subset: {f"{name}_val": values.get(name) for name in CALIBRATION_NAMES} for subset, values in metrics.items()}
+    masks, names = subset_masks(labels, generators)
+    per_subset = {subset: calibration_metrics(labels[keep], scores[keep]) for subset, keep in masks.items()}
+    per_subset[MEAN_SUBSET] = mean_of_subsets({n: per_subset[n] for n in names}, CALIBRATION_NAMES)
+    return {subset: {f"{name}_val": values.get(name) for name in CALIBRATION_NAMES} for subset, values in per_subset.items()}
 
 
 def carried_threshold(labels: np.ndarray, scores: np.ndarray, generators: list[str | None],
@@ -152,6 +156,15 @@ def summarise(labels: np.ndarray, scores: np.ndarray, generators: list[str | Non
     return metrics | {f"{subset}/{RELIABILITY}": values for subset, values in reliability.items()} | attribution
 
 
+def _check_classes(classes: np.ndarray | None, class_logits: np.ndarray | None) -> None:
+    """The detector must give every batch the same number of class logits as its first (or none every time)."""
+    first = None if classes is None else classes.shape[0]
+    now = None if class_logits is None else class_logits.shape[1]
+    if first != now:
+        raise DetectorOutputError(f"The detector returned {first or 1} logits per image for its first batch and "
+                                  f"{now or 1} for a later one; every batch must have the same output shape.")
+
+
 def run(detector: Any, data: ShardData, config: dict[str, Any], progress: ProgressCallback) -> ProtocolResult:
     """The logit of "generated" per image; for an attribution detector, its class logits too (as conditions
     ``class-0`` … below the clean scores)."""
@@ -161,9 +174,10 @@ def run(detector: Any, data: ShardData, config: dict[str, Any], progress: Progre
     for rows, images in data.batches():
         logits, class_logits = detector.outputs(images)
         scores[done : done + len(rows)] = logits
-        if class_logits is not None:
-            if classes is None:
-                classes = np.empty((class_logits.shape[1], len(data.rows)), dtype=np.float64)
+        if done == 0 and class_logits is not None:
+            classes = np.empty((class_logits.shape[1], len(data.rows)), dtype=np.float64)
+        _check_classes(classes, class_logits)
+        if classes is not None and class_logits is not None:
             classes[:, done : done + len(rows)] = class_logits.T
         done += len(rows)
         progress(done, "scoring")

@@ -39,6 +39,7 @@ CHAINS = "chains"
 DROP = "drop"
 KIND_PREFIX = "kind-"
 DROP_METRICS = ("roc_auc", "ap", MEAN_ACCURACY)
+ROC_AUC_DROP = "roc_auc_drop"  # the headline drop (``f"{metric}_drop"`` of DROP_METRICS[0])
 KIND_METRICS = ("roc_auc", MEAN_ACCURACY)
 DEFAULT_SEED = 0
 ROBUST_RELIABILITY = f"{RELIABILITY}-{CHAINS}"

@@ -17,9 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.attribution import MAX_CLASSES
+
 # Above this many output values per image the child names the shape instead of sending the values: the
-# contract allows at most two (N×2), and the trusted side should never be made to buffer more.
-MAX_VALUES_PER_IMAGE = 2
+# contract allows one logit per class of an attribution detector at most (evaluation.attribution), and the
+# trusted side should never be made to buffer more.
+MAX_VALUES_PER_IMAGE = MAX_CLASSES
 
 
 def _error(exc: BaseException) -> dict[str, Any]:

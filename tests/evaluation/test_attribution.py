@@ -16,7 +16,9 @@ from evaluation.attribution import CONFUSION, REAL_CLASS, attribution_metrics, d
 from evaluation.detectors.loading import select_logit
 from evaluation.metrics import ScoreKind
 from evaluation.runner import run_shard
+from evaluation.sandbox.scorer import ScorerCache
 from evaluation.summary import summary_from_scores
+from tests.evaluation.conftest import needs_sandbox
 from tests.evaluation.test_runner import SIZE, _request
 from tests.reference import json_rows, load_images, split_rows
 
@@ -62,15 +64,31 @@ class ClassDetector(nn.Module):
         return self.head(stats * 10)
 
 
-def test_a_multi_class_torchscript_file_is_scored_and_attributed_like_a_direct_computation(
-        mini_root: Path, tmp_path: Path) -> None:
+def _class_file(folder: Path) -> tuple[ClassDetector, Path]:
     module = ClassDetector().eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.jit.save(torch.jit.script(module), str(tmp_path / "classes.pt"))
+        torch.jit.save(torch.jit.script(module), str(folder / "classes.pt"))
+    return module, folder / "classes.pt"
+
+
+@needs_sandbox
+def test_the_sandboxed_scorer_returns_the_class_logits_as_they_are(scorers: ScorerCache, mini_root: Path,
+                                                                   tmp_path: Path) -> None:
+    module, path = _class_file(tmp_path)
+    request = _request(mini_root, path, first=0, last=64)
+    in_process = run_shard(request, lambda progress: None)
+    sandboxed = run_shard(request, lambda progress: None, source=scorers)
+    assert sandboxed.status == "done", sandboxed.error
+    assert sandboxed.isolation.get("sandbox") and sandboxed.conditions == in_process.conditions
+    assert np.allclose(sandboxed.scores, in_process.scores, atol=1e-6)
+
+
+def test_a_multi_class_torchscript_file_is_scored_and_attributed_like_a_direct_computation(
+        mini_root: Path, tmp_path: Path) -> None:
+    module, path = _class_file(tmp_path)
     rows = split_rows(mini_root)[::8]
-    outcome = run_shard(_request(mini_root, tmp_path / "classes.pt", first=0, last=len(split_rows(mini_root))),
-                        lambda progress: None)
+    outcome = run_shard(_request(mini_root, path, first=0, last=len(split_rows(mini_root))), lambda progress: None)
     assert outcome.status == "done", outcome.error
     assert outcome.conditions == ["", *(f"class-{c}" for c in range(6))]
     scores = np.asarray(outcome.scores).reshape(7, -1)

@@ -489,7 +489,9 @@ def test_a_chain_is_a_function_of_image_id_and_seed() -> None:
     assert [wild.chain_for(image_id, 0) for image_id in reversed(IDS[:50])] == first[::-1]
     assert wild.chain_for(IDS[0], "0") == first[0]  # type: ignore[arg-type]  # the seed is read as an integer
     assert all(wild.chain_for(image_id, 1) != chain for image_id, chain in zip(IDS[:50], first, strict=True))
-    assert len({json.dumps(chain) for chain in first}) == len(first)
+    # One-kind chains may coincide (a lone flip has no parameters); longer ones differ image by image.
+    longer = [json.dumps(chain) for chain in first if len(chain) > 1]
+    assert len(set(longer)) == len(longer) > 30
 
 
 def test_chains_have_one_to_five_distinct_kinds_and_use_them_all() -> None:

@@ -130,3 +130,10 @@ def test_the_loader_gives_every_image_the_same_chained_pixels_in_any_batch_and_o
 
     reference = pixels(24, 1)
     assert torch.equal(pixels(5, 2), reference) and torch.equal(pixels(7, 3), reference)
+
+
+def test_a_chain_is_the_same_on_every_machine_and_numpy_version() -> None:
+    # Drawn from SHA-256, not from numpy's streams: these exact values must never change within protocol v1.
+    assert chain_for("0" * 64, 0) == [("saturation", {"factor": 0.534}), ("down-up", {"factor": 0.511}),
+                                      ("rotate", {"degrees": 2.56}), ("sharpen", {"factor": 1.913}),
+                                      ("motion-blur", {"length": 5, "angle": 0})]

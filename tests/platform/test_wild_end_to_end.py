@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -45,10 +46,11 @@ def _strided_version(root: Path, target: Path, stride: int) -> Path:
 
 
 def _reproduced(command: str, detector: Path, dataset: Path) -> dict:
-    from spectra.submissions.reproduce import Reproduction
-
-    argv = Reproduction(command, "", "", "").argv(str(detector), str(dataset))
-    done = subprocess.run([sys.executable, "-m", "evaluation", *argv], capture_output=True, text=True, cwd=ROOT,
+    """Run the page's command as a user would, with its two shell variables set to the files."""
+    assert command.startswith('python -m evaluation "$DETECTOR" "$DATASET" ')
+    argv = shlex.split(command)[3:]
+    done = subprocess.run([sys.executable, "-m", "evaluation", str(detector), str(dataset), *argv[2:]],
+                          capture_output=True, text=True, cwd=ROOT,
                           env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)["results"]
@@ -59,7 +61,8 @@ def test_the_wild_protocol_runs_end_to_end_and_its_reproduce_command_prints_the_
     settings.SPECTRA_PROTOCOLS = ["cross-generator", wild.NAME]
     settings.SPECTRA_SHARD_IMAGES = 60  # two shards: the command must repeat them
     benchmark = benchmark_upsert(slug="mini", name="Mini (synthetic)", description="test", is_synthetic=True)
-    dataset = dataset_register(benchmark=benchmark, root=_strided_version(mini_root, tmp_path / "strided", stride=10))
+    dataset = dataset_register(benchmark=benchmark, root=_strided_version(mini_root, tmp_path / "strided", stride=10),
+                               hidden_splits=())  # a public test split: its images are listed with their chains
     detector = write_torchscript(tmp_path / "d.pt", seed=3)
     with detector.open("rb") as handle:
         response = alice_client.post(reverse("submit"), {"name": "wild one", "benchmark": "mini", "format": "torchscript",
@@ -81,9 +84,15 @@ def test_the_wild_protocol_runs_end_to_end_and_its_reproduce_command_prints_the_
     assert len(chains) == 1 + len((Path(dataset.root) / "manifest.jsonl").read_text().splitlines())
     _, logits = image_scores_get(scores=runs[0].scores)
     first = dict(zip(chains[0], chains[1], strict=True))
-    assert "path" not in first and "label" not in first  # the mini benchmark's test split is hidden
-    assert first["chain"] == describe_chain(chain_for(first["sha256"], 0))
+    assert first["chain"] == describe_chain(chain_for(first["sha256"], 0)) and first["path"] and first["label"]
     assert float(first["logit chain-s0"]) == pytest.approx(logits.reshape(len(runs[0].scores.conditions), -1)[1, 0], abs=1e-6)
+
+    dataset.hidden_splits = ["test"]  # a hidden split's files are never tied to its manifest order or to logits
+    dataset.save()
+    hidden = alice_client.get(reverse("submission-wild-chains", args=[submission.pk]))
+    assert hidden.status_code == 404 and "python -m evaluation.wild" in hidden.content.decode()
+    dataset.hidden_splits = []
+    dataset.save()
 
     tab = alice_client.get(reverse("leaderboard-analysis", args=["mini", "robust-auc"])).content.decode()
     assert f'data-submission="{submission.pk}"' in tab and 'data-metric="roc_auc_drop"' in tab

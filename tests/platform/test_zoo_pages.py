@@ -181,6 +181,8 @@ def test_the_preparation_progress_is_on_the_home_and_zoo_pages(client, mini_data
 
 
 def test_the_indicator_study_and_the_trajectory_landscape_are_stored_and_plotted(client, db, mini_root, tmp_path) -> None:
+    from evaluation.indicators import INDICATORS
+    from models_zoo.indicator_study import ROBUSTNESS
     from spectra.benchmarks.services import benchmark_upsert, dataset_register
     from tests.reference import small_version
 
@@ -191,7 +193,8 @@ def test_the_indicator_study_and_the_trajectory_landscape_are_stored_and_plotted
     experiment = ZooExperiment.objects.get(entry="indicators", name="population", dataset=dataset)
     assert len(experiment.data["models"]) == 4 * 2  # one version: 4 augmentations × 2 seeds
     page = client.get(reverse("zoo-detail", args=["indicators"])).content.decode()
-    assert 'id="indicator-correlations"' in page and page.count('<tr data-pair="') == 10
+    pairs = len(INDICATORS) * len(ROBUSTNESS)  # every indicator against JPEG and wild robustness and their drops
+    assert 'id="indicator-correlations"' in page and page.count('<tr data-pair="') == pairs == 20
     assert f'id="indicator-{experiment.pk}-silhouette"' in page and "no number retrievable" in page
     trajectory = ZooExperiment.objects.get(entry="landscape", name="trajectory", dataset=dataset)
     assert len(trajectory.data["path"]) == 12 and len(trajectory.data["loss"]) == 21 * 21  # a checkpoint every 2 steps

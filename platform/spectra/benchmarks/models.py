@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from evaluation.attribution import REAL_CLASS
+from evaluation.attribution import classes_of
 from evaluation.datasets.manifest import MANIFEST_NAME
 from evaluation.protocols.base import EVALUATED_SPLIT
 
@@ -53,8 +53,7 @@ class Dataset(models.Model):
     def attribution_classes(self) -> list[str]:
         """The classes an attribution detector's logits are over, in order: real, then the test generators sorted
         (evaluation.attribution.declared_classes, from this version's subsets)."""
-        generators = {s.generator for s in self.subsets.all() if s.split == EVALUATED_SPLIT and s.n_generated}
-        return [REAL_CLASS, *sorted(generators)]
+        return classes_of(s.generator for s in self.subsets.all() if s.split == EVALUATED_SPLIT and s.n_generated)
 
     @property
     def manifest_url(self) -> str:

@@ -26,7 +26,7 @@ ROBUST_AUC = AnalysisTab(
     "of 1–5 real-world distortions (JPEG, WebP, resizing, crops, blur, noise, colour, rotation, screenshots…), drawn "
     "from the image's id and a fixed seed so every entry sees the same images. The drop is clean − robust ROC-AUC, "
     "with a paired interval. Every entry is evaluated this way.",
-    anchor="wild", companion=(wild.DROP, "roc_auc_drop", "Drop (clean − chains) ↓"),
+    anchor="wild", companion=(wild.DROP, wild.ROC_AUC_DROP, "Drop (clean − chains) ↓"),
 )
 
 

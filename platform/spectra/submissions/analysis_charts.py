@@ -29,6 +29,9 @@ class AdversarialSection:
     defense: list[DefenseRow] = field(default_factory=list)
     minimisation: dict[str, Any] = field(default_factory=dict)  # the L2 attacks' median perturbations
     figures: dict[str, dict] = field(default_factory=dict)
+    reproduction: Any = None  # spectra.submissions.reproduce.Reproduction, set by the view
+
+    protocol = NAME
 
     @property
     def robust_accuracy(self) -> float | None:
@@ -118,6 +121,9 @@ class LandscapeSection:
     protocol_version: int
     sharpness: Result | None
     figures: dict[str, dict] = field(default_factory=dict)
+    reproduction: Any = None  # spectra.submissions.reproduce.Reproduction, set by the view
+
+    protocol = landscape.NAME
 
     @property
     def eigenvalues(self) -> list[float]:

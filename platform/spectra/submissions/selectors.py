@@ -123,7 +123,9 @@ def analyses_not_applicable(*, submission: Submission) -> list[tuple[str, str]]:
 
 
 def wild_chains_public(*, submission: Submission) -> bool:
-    """Whether the wild protocol's images may be listed with their paths and labels (the test split is public)."""
+    """Whether the wild protocol's images may be listed with their chains and logits: only when the test split is
+    public. A hidden split's listing would tie its files to manifest order, and a strong detector's logits to
+    its labels; its chains are told by ``python -m evaluation.wild IMAGE`` instead."""
     return EVALUATED_SPLIT not in submission.dataset.hidden_splits
 
 
@@ -136,19 +138,26 @@ def _wild_scored(runs: list[EvaluationRun]) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def wild_chain_lines(*, submission: Submission) -> Iterator[list[object]]:
-    """The wild protocol's images on the ranked version, each with its chain and its logit under every condition
-    (a header first), in manifest order: the manifest and the stored scores are streamed side by side. A hidden
-    split's images are named by their file's sha256 alone (the archive's bytes give it), never a path or a label."""
-    runs = sorted(submission.runs.filter(protocol=wild.NAME, dataset=submission.dataset_id, scores__isnull=False,
-                                         status=SubmissionStatus.DONE).select_related("scores"),
+    """The wild protocol's images on the ranked version (a public test split), each with its chain and its logit
+    under every condition, a header first, in manifest order: the manifest and the stored scores are streamed side
+    by side. NotFoundError before anything when the split is hidden or the evaluation has not finished."""
+    if not wild_chains_public(submission=submission):
+        raise NotFoundError("This benchmark's test split is hidden, so its images are not listed. An image's chain "
+                            "depends only on its file: `python -m evaluation.wild IMAGE` prints it.")
+    runs = sorted(submission.runs.filter(protocol=wild.NAME, dataset=submission.dataset_id).select_related("scores"),
                   key=lambda run: run.first_row)
-    if not runs:
+    if not runs or any(run.status != SubmissionStatus.DONE or not hasattr(run, "scores") for run in runs):
         raise NotFoundError(f"Submission #{submission.pk} has no finished wild evaluation.")
-    public = wild_chains_public(submission=submission)
     conditions = runs[0].scores.conditions
-    chained = next(c for c in conditions if c.startswith(CHAIN_PREFIX))
-    described = ["row_id", "path", "label", "generator"] if public else []
-    yield [*described, "sha256", "chain", *(f"logit {c or 'clean'}" for c in conditions)]
+    chained = next((c for c in conditions if c.startswith(CHAIN_PREFIX)), None)
+    if chained is None:
+        raise NotFoundError(f"Submission #{submission.pk}'s wild scores hold no chain condition.")
+    return _chain_lines(submission, runs, conditions, chained)
+
+
+def _chain_lines(submission: Submission, runs: list[EvaluationRun], conditions: list[str],
+                 chained: str) -> Iterator[list[object]]:
+    yield ["row_id", "path", "label", "generator", "sha256", "chain", *(f"logit {c or 'clean'}" for c in conditions)]
     scored = _wild_scored(runs)
     pending = next(scored, None)
     with open_url(submission.dataset.manifest_url) as handle:
@@ -156,7 +165,6 @@ def wild_chain_lines(*, submission: Submission) -> Iterator[list[object]]:
             if pending is None:
                 return
             if line == pending[0]:
-                shown = [line, row.path, row.label, row.generator or ""] if public else []
-                yield [*shown, row.sha256, describe_chain(condition_chain(chained, row.sha256)),
-                       *(f"{v:.9g}" for v in pending[1])]
+                yield [line, row.path, row.label, row.generator or "", row.sha256,
+                       describe_chain(condition_chain(chained, row.sha256)), *(f"{v:.9g}" for v in pending[1])]
                 pending = next(scored, None)

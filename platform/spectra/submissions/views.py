@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import itertools
 
 from django.conf import settings
 from django.contrib import messages
@@ -10,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 
-from evaluation.protocols import RANKED_PROTOCOL, list_analyses, wild
+from evaluation.protocols import RANKED_PROTOCOL, indicators, list_analyses, wild
 from spectra.core.downloads import as_attachment, stored_file_response
 from spectra.core.errors import ApplicationError
 from spectra.core.figures import figure_response
@@ -77,10 +76,12 @@ def _sections(submission) -> dict:
     every_command = reproductions(submission=submission, results=results)
     commands = {protocol: command for (dataset, protocol), command in every_command.items()
                 if dataset == submission.dataset_id}
-    for section in robustness:
-        section.reproduction = commands.get(section.protocol)
+    for section in (*robustness, adversarial, landscape, in_the_wild):
+        if section is not None:
+            section.reproduction = commands.get(section.protocol)
     return {"results": ranked, "robustness": robustness, "adversarial": adversarial, "landscape": landscape,
-            "wild": in_the_wild, "attribution": attribution, "indicators": indicators_result(on_ranked), "figures": figures, "reproduce": commands,
+            "wild": in_the_wild, "attribution": attribution, "indicators": indicators_result(on_ranked), "figures": figures,
+            "reproduce_ranked": commands.get(RANKED_PROTOCOL), "reproduce_indicators": commands.get(indicators.NAME),
             "other_variants": [(rows[0].dataset, [r for r in rows if r.protocol == RANKED_PROTOCOL and not r.condition],
                                 every_command.get((pk, RANKED_PROTOCOL)))
                                for pk, rows in groups.items() if pk != submission.dataset_id]}
@@ -121,14 +122,12 @@ class _Echo:
 def submission_wild_chains(request: HttpRequest, pk: int) -> HttpResponse:
     """Every image of the wild evaluation with its chain and logits, as CSV, streamed."""
     submission = _submission_visible(request, pk)
-    lines = selectors.wild_chain_lines(submission=submission)
     try:
-        first = next(lines)
+        lines = selectors.wild_chain_lines(submission=submission)
     except ApplicationError as error:
         raise Http404(error.message) from None
     writer = csv.writer(_Echo())
-    response = StreamingHttpResponse(map(writer.writerow, itertools.chain([first], lines)),
-                                     content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(map(writer.writerow, lines), content_type="text/csv; charset=utf-8")
     return as_attachment(response, f"submission-{pk}-wild-chains.csv")
 
 

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from evaluation.metrics import CALIBRATION_BINS
 from evaluation.protocols import MEAN_SUBSET, RANKED_PROTOCOL, wild
-from evaluation.protocols.cross_generator import ALL_SUBSET, RELIABILITY, bin_metric
+from evaluation.protocols.cross_generator import ALL_SUBSET, RELIABILITY, RELIABILITY_SERIES, bin_metric
 from evaluation.wild import PRESETS, Preset, get_kind, list_kinds
 from spectra.submissions.models import Result
 
@@ -27,6 +28,8 @@ class WildSection:
     presets: list[Preset]
     kinds: list[tuple[str, str]]  # (name, description)
     figures: dict[str, dict] = field(default_factory=dict)
+    reproduction: Any = None  # spectra.submissions.reproduce.Reproduction, set by the view
+    protocol = wild.NAME
 
 
 def _kind_matrix(rows: list[Result], subsets: list[str]) -> dict:
@@ -61,13 +64,14 @@ def wild_section(results: list[Result]) -> WildSection | None:
 
 
 def _reliability_trace(result: Result, name: str) -> dict:
-    confidence = [result.metrics.get(bin_metric("confidence", b)) for b in range(CALIBRATION_BINS)]
-    frequency = [result.metrics.get(bin_metric("frequency", b)) for b in range(CALIBRATION_BINS)]
-    bounds = [(result.intervals or {}).get(bin_metric("frequency", b)) for b in range(CALIBRATION_BINS)]
+    confidence_name, frequency_name, count_name = RELIABILITY_SERIES
+    confidence = [result.metrics.get(bin_metric(confidence_name, b)) for b in range(CALIBRATION_BINS)]
+    frequency = [result.metrics.get(bin_metric(frequency_name, b)) for b in range(CALIBRATION_BINS)]
+    bounds = [(result.intervals or {}).get(bin_metric(frequency_name, b)) for b in range(CALIBRATION_BINS)]
     kept = [b for b in range(CALIBRATION_BINS) if confidence[b] is not None and frequency[b] is not None]
     return {"type": "scatter", "mode": "lines+markers", "name": name, "x": [confidence[b] for b in kept],
             "y": [frequency[b] for b in kept],
-            "text": [f"{result.metrics.get(bin_metric('count', b)):.0f} images" for b in kept],
+            "text": [f"{result.metrics.get(bin_metric(count_name, b)):.0f} images" for b in kept],
             "error_y": {"type": "data", "symmetric": False,
                         "array": [(bounds[b] or [0, frequency[b]])[1] - frequency[b] for b in kept],
                         "arrayminus": [frequency[b] - (bounds[b] or [frequency[b], 0])[0] for b in kept]}}

@@ -67,8 +67,8 @@ def zoo_row_wild(*, rows: list[Submission]) -> dict[int, WildLoss]:
     for pk, by_condition in found.items():
         clean, robust, drop = (by_condition.get(c) for c in ("", wild.CHAINS, wild.DROP))
         out[pk] = WildLoss(clean.metrics.get("roc_auc") if clean else None, robust.metrics.get("roc_auc") if robust else None,
-                           drop.metrics.get("roc_auc_drop") if drop else None,
-                           (drop.intervals or {}).get("roc_auc_drop") if drop else None)
+                           drop.metrics.get(wild.ROC_AUC_DROP) if drop else None,
+                           (drop.intervals or {}).get(wild.ROC_AUC_DROP) if drop else None)
     return out
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 
 from evaluation.errors import DatasetError
@@ -11,6 +12,7 @@ from evaluation.protocols import get_protocol
 from evaluation.version import EVALUATOR_VERSION
 from spectra.core.errors import ApplicationError
 from spectra.submissions.models import EvaluationRun, Result, Submission, SubmissionStatus
+from spectra.submissions.reproduce import RESAMPLES_KEY
 from spectra.submissions.selectors import image_scores_get
 from spectra.submissions.services.analyses import recorded_config
 from spectra.submissions.summaries import summary_from_scores
@@ -53,7 +55,8 @@ def aggregate(submission: Submission, runs: list[EvaluationRun], evaluator_versi
                 "protocol_version": spec.version, "metrics": metrics,
                 "intervals": summary.intervals.get(key, {}), "evaluator_version": evaluator_version,
                 "manifest_sha256": dataset.manifest_sha256, "artifact_sha256": submission.artifact.sha256,
-                "schema_version": Result.SCHEMA_VERSION, "config": config,
+                "schema_version": Result.SCHEMA_VERSION,
+                "config": {**config, RESAMPLES_KEY: settings.SPECTRA_BOOTSTRAP_RESAMPLES},
             },
         )
 
