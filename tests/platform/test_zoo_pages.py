@@ -206,3 +206,23 @@ def test_the_indicator_study_and_the_trajectory_landscape_are_stored_and_plotted
     assert surface["data"][1]["z"] == trajectory.data["path_loss"]
     assert client.get("/zoo/landscape/figures/nothing.json").status_code == 404
     assert client.get(f"/zoo/indicators/figures/indicator-{experiment.pk}-nmi.csv").status_code == 200
+
+
+def test_a_zoo_row_shows_its_loss_in_the_wild_with_the_drops_interval(client, db) -> None:
+    from evaluation.protocols import wild
+    from spectra.benchmarks.models import Benchmark, Dataset
+    from spectra.submissions.models import Result, Submission
+
+    benchmark = Benchmark.objects.create(slug="mini", name="Mini (synthetic)")
+    versions = {"original": Dataset.objects.create(benchmark=benchmark, variant="original", manifest_sha256="o" * 8,
+                                                   root="/data/original")}
+    _zoo_rows(benchmark, versions, "resnet50", {(0, "original"): {"original": 0.65}}, {(0, "original"): {"original": 0.03}})
+    row = Submission.objects.get(zoo_entry="resnet50")
+    for condition, metrics, intervals in (("", {"roc_auc": 0.738}, {}), (wild.CHAINS, {"roc_auc": 0.645}, {}),
+                                          (wild.DROP, {wild.ROC_AUC_DROP: 0.093}, {wild.ROC_AUC_DROP: [0.054, 0.131]})):
+        Result.objects.create(submission=row, dataset=versions["original"], protocol=wild.NAME,
+                              protocol_version=wild.PROTOCOL.version, condition=condition, subset="mean",
+                              metrics=metrics, intervals=intervals, evaluator_version="t", manifest_sha256="m",
+                              artifact_sha256=row.artifact.sha256)
+    page = client.get(reverse("zoo-detail", args=["resnet50"])).content.decode()
+    assert 'data-drop="0.093"' in page and "0.738 → 0.645" in page and "(0.093 [0.054, 0.131])" in page
