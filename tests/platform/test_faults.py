@@ -99,6 +99,18 @@ def _finished(submission: Submission) -> bool:
     return submission.status in (SubmissionStatus.DONE, SubmissionStatus.FAILED)
 
 
+def _submit_while_scoring(alice, dataset, data: bytes, name: str, workers) -> Submission:
+    """A submission with a shard seen mid-way. One whose progress the platform worker recorded in one burst shows
+    none (it is done before the window was seen): then another is submitted, up to three."""
+    for attempt in range(3):
+        submission = _submit(alice, dataset, data, f"{name}-{attempt}")
+        _wait_until(lambda s=submission: _scoring(s) or _finished(s), "a shard to be scoring",
+                    workers=workers, submission=submission)
+        if not _finished(submission):
+            return submission
+    pytest.fail("three submissions finished before a shard of theirs was seen mid-way")
+
+
 def _assert_no_duplicates(submission: Submission) -> None:
     runs = EvaluationRun.objects.filter(submission=submission)
     assert ImageScores.objects.filter(run__in=runs).count() == runs.count()
@@ -121,14 +133,8 @@ def _restart_evaluation_workers(workers) -> None:
 
 def test_a_worker_killed_mid_shard_and_restarted_changes_no_number(alice, mini_dataset, workers, slow_detector,
                                                                    undisturbed: dict) -> None:
-    for attempt in range(3):  # a submission recorded in one burst shows no shard mid-way: submit another
-        submission = _submit(alice, mini_dataset, slow_detector, f"disturbed-{attempt}")
-        _wait_until(lambda s=submission: _scoring(s) or _finished(s), "a shard to be scoring",
-                    workers=workers, submission=submission)
-        if not _finished(submission):
-            break
+    submission = _submit_while_scoring(alice, mini_dataset, slow_detector, "disturbed", workers)
     hit = [(r.pk, r.done, r.total) for r in EvaluationRun.objects.filter(submission=submission, status="running")]
-    assert hit, "every attempt finished before a shard was seen mid-way"
     workers.kill(*workers.evaluation_workers())
     print("killed the workers during", hit)
     _restart_evaluation_workers(workers)
@@ -142,8 +148,7 @@ def test_a_worker_killed_mid_shard_and_restarted_changes_no_number(alice, mini_d
 
 def test_a_worker_killed_for_good_fails_the_submission_within_two_leases(alice, mini_dataset, workers,
                                                                          slow_detector) -> None:
-    submission = _submit(alice, mini_dataset, slow_detector, "orphaned")
-    _wait_until(lambda: _scoring(submission), "a shard to be scoring", workers=workers, submission=submission)
+    submission = _submit_while_scoring(alice, mini_dataset, slow_detector, "orphaned", workers)
     workers.kill(*workers.evaluation_workers())
     killed = time.monotonic()
     try:
@@ -246,8 +251,7 @@ def test_postgres_stopped_while_a_result_is_recorded_loses_nothing(alice, mini_d
                                                                    undisturbed: dict) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("stops the PostgreSQL server")
-    submission = _submit(alice, mini_dataset, slow_detector, "database away")
-    _wait_until(lambda: _scoring(submission), "a shard to be scoring", workers=workers, submission=submission)
+    submission = _submit_while_scoring(alice, mini_dataset, slow_detector, "database away", workers)
     connection.close()
     version, cluster = _postgres_cluster()
     subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "stop", "-m", "fast"], check=True)
@@ -268,8 +272,7 @@ def test_redis_restarted_under_a_run_loses_nothing(alice, mini_dataset, workers,
 
     if not settings.CELERY_BROKER_URL.startswith("redis://"):
         pytest.skip("restarts the Redis broker")
-    submission = _submit(alice, mini_dataset, slow_detector, "broker away")
-    _wait_until(lambda: _scoring(submission), "a shard to be scoring", workers=workers, submission=submission)
+    submission = _submit_while_scoring(alice, mini_dataset, slow_detector, "broker away", workers)
     port = settings.CELERY_BROKER_URL.split(":")[2].split("/")[0]
     subprocess.run(["redis-cli", "-p", port, "shutdown", "nosave"], capture_output=True)
     subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", port,
