@@ -25,7 +25,7 @@ from spectra.submissions.services.submissions import submission_create
 from tests.conftest import ROOT, WORKER_MEDIA_ROOT, _purge_queues
 from tests.detector_files import TinyDetector, _script
 
-pytestmark = [pytest.mark.workers, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.workers, pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 SIZE = 32
 SHARD_IMAGES = 300  # the mini test split's 1,104 images in four shards
 
