@@ -508,9 +508,14 @@ def test_chains_have_one_to_five_distinct_kinds_and_use_them_all() -> None:
 
 
 def test_chains_can_be_drawn_from_a_subset_of_kinds() -> None:
-    for image_id in IDS[:100]:
-        chain = wild.chain_for(image_id, 0, kinds=["jpeg", "flip"])
+    chains = [wild.chain_for(image_id, 0, kinds=["jpeg", "flip"]) for image_id in IDS[:100]]
+    for chain in chains:
         assert 1 <= len(chain) <= 2 and {name for name, _ in chain} <= {"jpeg", "flip"}
+        assert len({name for name, _ in chain}) == len(chain)  # distinct kinds
+    # The subset is drawn from, not just capped: both lengths, both kinds and both orders occur.
+    assert {len(chain) for chain in chains} == {1, 2}
+    assert {tuple(name for name, _ in chain) for chain in chains if len(chain) == 2} == {("jpeg", "flip"), ("flip", "jpeg")}
+    assert chains != [wild.chain_for(image_id, 0) for image_id in IDS[:100]]
 
 
 def test_chain_parameters_are_plain_json_and_never_depend_on_the_image() -> None:
